@@ -1,0 +1,88 @@
+"""Backpropagation as dynamics: the exact reference circuit.
+
+Forward populations settle under ``tau dx_l/dt = -x_l + W_l f(x_{l-1}) + b_l``; error
+compartments on their own feedback projections relax under
+``tau_e de_l/dt = -e_l + f'(a_l) ⊙ B_{l+1} e_{l+1}`` with ``B_{l+1} = W_{l+1}^T`` (weight
+transport: the one non-local ingredient) and the output error ``e_L = -dℓ/da_L`` clamped;
+a learning phase applies ``ΔW_l = η e_l r_{l-1}^T``, ``Δb_l = η e_l``.
+
+Both chains are nilpotent: with forward Euler at ``dt = tau`` they reach the exact fixed
+point after ``L`` steps; with ``dt < tau`` they converge geometrically to it
+(ALGORITHMS.md §1.1).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from neurosim.dale import EISplit
+from neurosim.model import Circuit, Projection, Tied
+from neurosim.plasticity import SGD
+from neurosim.schedule import Converged, Schedule
+
+from . import _mlp
+
+NAME = "backprop"
+SUMMARY = "backprop as dynamics: error compartments with feedback B = Wᵀ (exact reference)"
+
+__all__ = ["NAME", "SUMMARY", "build", "schedule"]
+
+
+def build(sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", *, seed: int = 0,
+          tau_ms: float = 10.0, tau_error_ms: float | None = None, dale: EISplit | None = None,
+          weight_scale: float = 1.0) -> Circuit:
+    """Build the dynamic backprop circuit.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths ``d_0 .. d_L``.
+    activation : str
+        Hidden non-linearity; the output layer is linear (``loss="mse"``) or logits (``"ce"``).
+    loss : {"mse", "ce"}
+    seed : int
+        Seeds the weight initialisation ``U(-s, s)``, ``s = weight_scale / sqrt(fan_in)``.
+    tau_ms, tau_error_ms : float
+        Time constants of the forward and error populations in ms.
+    dale : EISplit, optional
+        Excitatory/inhibitory hidden populations with sign-constrained forward weights.
+    """
+    spec = _mlp.layer_spec(sizes, activation, loss, tau_ms, tau_error_ms, dale)
+    rng = np.random.default_rng(seed)
+    weights, biases = _mlp.init_layers(spec, rng, weight_scale)
+    pops = _mlp.forward_populations(spec, biases) + _mlp.error_populations(spec)
+    projs = _mlp.forward_projections(spec, weights)
+    projs += [
+        Projection(f"B{l}", f"e{l}", f"e{l - 1}", Tied(f"W{l}", "transpose"), pathway="feedback",
+                   signal="u", gain=f"x{l - 1}")
+        for l in range(2, spec.depth + 1)
+    ]
+    meta = {"sizes": list(spec.sizes), "activation": activation, "loss": loss, "seed": seed,
+            "dale": None if dale is None else dale.exc}
+    return Circuit(pops, projs, name=NAME, meta=meta)
+
+
+def schedule(circuit: Circuit, *, dt_ms: float | None = None, settle: Converged | None = None,
+             lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0,
+             integrator: str = "euler") -> Schedule:
+    """Phases ``forward`` -> ``backward`` -> ``learn``.
+
+    Parameters
+    ----------
+    dt_ms : float, optional
+        Integration step (default: ``tau_ms``, exact after L steps).
+    settle : Converged, optional
+        Stopping rule of both relaxations (default: residual at round-off).
+    lr, momentum, weight_decay : float
+        SGD on every weight and bias (updates averaged over the batch).
+    """
+    spec = _mlp.spec_of(circuit)
+    dt = spec.tau_ms if dt_ms is None else dt_ms
+    settle = settle or _mlp.default_settle()
+    phases = [
+        _mlp.forward_phase(spec, dt, settle, integrator=integrator),
+        _mlp.error_phase(spec, dt, settle, projections="feedback", integrator=integrator),
+        _mlp.learn_phase(spec, SGD(lr=lr, momentum=momentum, weight_decay=weight_decay)),
+    ]
+    return Schedule(circuit, phases, readout=f"x{spec.depth}", loss=spec.loss)

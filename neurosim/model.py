@@ -1,0 +1,463 @@
+"""Circuit descriptions: populations, projections and the circuit that joins them.
+
+These objects describe a network; they hold no simulation state. Everything is validated at
+construction, with messages that name the object, the parameter, the value and a fix, and
+every circuit serialises to a JSON description that goes into each trace.
+
+The dynamics of a population ``p`` (DESIGN.md, ALGORITHMS.md §1.1) are
+
+``tau_p du_p/dt = -leak_p * u_p + sum_k gain_k ⊙ (W_k s_k(pre_k)) + bias_p + I_p``
+
+where the sum runs over the projections into ``p`` that the current phase switches on,
+``s_k`` is the presynaptic signal the projection reads (the rate ``f(u)``, the state ``u`` or
+the slope ``f'(u)``), ``gain_k`` is an optional multiplicative gain ``f'(u_g)`` read from the
+postsynaptic neuron itself (or one of its compartments), and ``I_p`` an external input.
+A population with ``tau_ms=None`` is instantaneous: ``u_p = (...)/leak_p`` at every moment.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Literal, Mapping
+
+import numpy as np
+
+from .activations import get_activation
+from .dale import EISplit, check_signs
+from .units import positive_ms
+
+__all__ = ["Population", "Projection", "Tied", "Circuit", "CircuitError", "SIGNALS", "PATHWAYS"]
+
+SIGNALS = ("r", "u", "df")
+"""Presynaptic signals a projection can read: rate f(u), state u, slope f'(u)."""
+PATHWAYS = ("feedforward", "feedback")
+TRANSFORMS = ("identity", "transpose", "neg", "neg_transpose", "sign_transpose")
+
+
+class CircuitError(ValueError):
+    """A circuit description is inconsistent (raised at construction)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Population:
+    """A rate population of ``size`` units.
+
+    Parameters
+    ----------
+    name : str
+        Unique name within the circuit.
+    size : int
+        Number of units ``n``; states have shape ``(B, n)``.
+    tau_ms : float, brian2 time or None
+        Membrane time constant in ms (> 0). ``None`` makes the population instantaneous
+        (its state is its input at every moment, e.g. an error computed by interneurons).
+    activation : str
+        Non-linearity ``f`` giving the rate ``r = f(u)``.
+    leak : float
+        Leak coefficient (``alpha`` of a dynamic-inversion controller); 1 for ordinary units.
+    bias : array of shape (size,), optional
+        Constant drive ``b``; plastic when a rule updates it.
+    compartment_of : str, optional
+        Name of the population whose neurons this population is a compartment of (e.g. the
+        apical error compartment of a forward layer). Same size; local rules and gains may read
+        every compartment of the neurons they touch.
+    ei : EISplit, optional
+        Excitatory/inhibitory split; projections *from* this population with ``sign="dale"``
+        take their column signs from it.
+    role : str
+        Free-form label ("input", "hidden", "output", "error", ...) for tables and plots.
+    """
+
+    name: str
+    size: int
+    tau_ms: float | None = 10.0
+    activation: str = "linear"
+    leak: float = 1.0
+    bias: np.ndarray | None = None
+    compartment_of: str | None = None
+    ei: EISplit | None = None
+    role: str = ""
+
+    def __post_init__(self) -> None:
+        owner = f"Population {self.name!r}"
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise CircuitError(f"Population name={self.name!r} must be a Python identifier, e.g. 'hidden1'")
+        if not isinstance(self.size, (int, np.integer)) or int(self.size) < 1:
+            raise CircuitError(f"{owner}: size={self.size!r} must be a positive integer")
+        object.__setattr__(self, "size", int(self.size))
+        if self.tau_ms is not None:
+            object.__setattr__(self, "tau_ms", positive_ms(self.tau_ms, "tau_ms", owner))
+        try:
+            get_activation(self.activation)
+        except ValueError as err:
+            raise CircuitError(f"{owner}: {err}") from None
+        if not math.isfinite(self.leak) or self.leak < 0:
+            raise CircuitError(f"{owner}: leak={self.leak!r} must be finite and >= 0")
+        if self.tau_ms is None and self.leak == 0:
+            raise CircuitError(f"{owner}: an instantaneous population (tau_ms=None) needs leak > 0")
+        if self.bias is not None:
+            b = np.asarray(self.bias, dtype=float)
+            if b.shape != (self.size,):
+                raise CircuitError(
+                    f"{owner}: bias has shape {b.shape}, expected ({self.size},); pass one value per unit"
+                )
+            object.__setattr__(self, "bias", b)
+        if self.ei is not None and not isinstance(self.ei, EISplit):
+            raise CircuitError(f"{owner}: ei={self.ei!r} must be an EISplit, e.g. EISplit(exc=0.8)")
+
+    @property
+    def instantaneous(self) -> bool:
+        """True when the population has no dynamics of its own (``tau_ms is None``)."""
+        return self.tau_ms is None
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description (no arrays)."""
+        d = {
+            "name": self.name,
+            "size": self.size,
+            "tau_ms": self.tau_ms,
+            "activation": self.activation,
+            "leak": self.leak,
+            "bias": self.bias is not None,
+            "compartment_of": self.compartment_of,
+            "role": self.role,
+        }
+        if self.ei is not None:
+            d["n_exc"] = self.ei.n_exc(self.size)
+        return d
+
+
+@dataclass(frozen=True)
+class Tied:
+    """Weights derived from another projection's current weights (weight transport).
+
+    Parameters
+    ----------
+    source : str
+        Name of the projection whose weights are read.
+    transform : str
+        ``identity``, ``transpose``, ``neg``, ``neg_transpose`` or ``sign_transpose``.
+    scale : float
+        Multiplies the transformed matrix (e.g. ``1/sqrt(fan_in)`` for sign symmetry).
+
+    Notes
+    -----
+    Tying is not local: the circuit declares it, the trace records it, and the circuit's
+    documentation says what it costs biologically.
+    """
+
+    source: str
+    transform: str = "transpose"
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.transform not in TRANSFORMS:
+            raise CircuitError(f"Tied.transform={self.transform!r} is unknown; choose one of {TRANSFORMS}")
+
+    def apply(self, w: np.ndarray) -> np.ndarray:
+        """The tied matrix computed from the source weights ``w`` (any array module)."""
+        t = self.transform
+        if t == "identity":
+            out = w
+        elif t == "transpose":
+            out = w.T
+        elif t == "neg":
+            out = -w
+        elif t == "neg_transpose":
+            out = -w.T
+        else:
+            xp = _array_module(w)
+            out = xp.sign(w).T
+        return out * self.scale if self.scale != 1.0 else out
+
+    def shape(self, source_shape: tuple[int, int]) -> tuple[int, int]:
+        """Shape of the tied matrix given the source shape."""
+        return source_shape if self.transform in ("identity", "neg") else source_shape[::-1]
+
+
+def _array_module(a):
+    mod = type(a).__module__.split(".")[0]
+    if mod == "cupy":
+        import cupy
+
+        return cupy
+    return np
+
+
+@dataclass(frozen=True, eq=False)
+class Projection:
+    """Synapses from ``pre`` to ``post``.
+
+    Parameters
+    ----------
+    name : str
+        Unique name within the circuit (e.g. ``"W1"``).
+    pre, post : str
+        Names of the presynaptic and postsynaptic populations.
+    weights : array (n_post, n_pre) or Tied
+        Initial weights, or a :class:`Tied` reference to another projection.
+    pathway : {"feedforward", "feedback"}
+        Which circuit the projection belongs to.
+    signal : {"r", "u", "df"}
+        What it reads from ``pre``: the rate ``f(u)``, the state ``u`` or the slope ``f'(u)``.
+    gain : str, optional
+        Population whose slope ``f'(u)`` multiplies the projected input element-wise; it must
+        be ``post`` or a compartment of the same neurons.
+    sign : {"free", "dale"}
+        ``"dale"`` constrains column ``j`` to the sign of presynaptic unit ``j`` (needs an
+        ``EISplit`` on ``pre``).
+    plastic : bool
+        Whether a plasticity rule may update the weights.
+    """
+
+    name: str
+    pre: str
+    post: str
+    weights: Any
+    pathway: Literal["feedforward", "feedback"] = "feedforward"
+    signal: Literal["r", "u", "df"] = "r"
+    gain: str | None = None
+    sign: Literal["free", "dale"] = "free"
+    plastic: bool = False
+
+    def __post_init__(self) -> None:
+        owner = f"Projection {self.name!r}"
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise CircuitError(f"Projection name={self.name!r} must be a Python identifier, e.g. 'W1'")
+        if self.pathway not in PATHWAYS:
+            raise CircuitError(f"{owner}: pathway={self.pathway!r} must be one of {PATHWAYS}")
+        if self.signal not in SIGNALS:
+            raise CircuitError(f"{owner}: signal={self.signal!r} must be one of {SIGNALS}")
+        if self.sign not in ("free", "dale"):
+            raise CircuitError(f"{owner}: sign={self.sign!r} must be 'free' or 'dale'")
+        if not isinstance(self.weights, Tied):
+            w = np.array(self.weights, dtype=float)
+            if w.ndim != 2:
+                raise CircuitError(f"{owner}: weights must be a 2-D array (n_post, n_pre), got shape {w.shape}")
+            if not np.all(np.isfinite(w)):
+                raise CircuitError(f"{owner}: weights contain NaN or Inf")
+            object.__setattr__(self, "weights", w)
+        elif self.plastic:
+            raise CircuitError(f"{owner}: tied weights ({self.weights}) cannot be plastic; make the source plastic")
+
+    @property
+    def tied(self) -> bool:
+        return isinstance(self.weights, Tied)
+
+    def describe(self) -> dict[str, Any]:
+        d = {
+            "name": self.name,
+            "pre": self.pre,
+            "post": self.post,
+            "pathway": self.pathway,
+            "signal": self.signal,
+            "gain": self.gain,
+            "sign": self.sign,
+            "plastic": self.plastic,
+        }
+        if self.tied:
+            d["tied"] = {"source": self.weights.source, "transform": self.weights.transform, "scale": self.weights.scale}
+        else:
+            d["shape"] = list(self.weights.shape)
+        return d
+
+
+@dataclass(frozen=True, eq=False)
+class Circuit:
+    """A validated set of populations and projections.
+
+    Parameters
+    ----------
+    populations : iterable of Population
+    projections : iterable of Projection
+    name : str
+        Name of the learning circuit (e.g. ``"backprop"``).
+    meta : mapping
+        JSON-able facts about the circuit (layer sizes, loss, ...), stored in traces.
+    """
+
+    populations: tuple[Population, ...]
+    projections: tuple[Projection, ...]
+    name: str = "circuit"
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        pops = tuple(self.populations)
+        projs = tuple(self.projections)
+        object.__setattr__(self, "populations", pops)
+        object.__setattr__(self, "projections", projs)
+        self._validate()
+        json.dumps(self.describe())  # meta must be JSON-able
+
+    # -- lookup -------------------------------------------------------------------------
+    def population(self, name: str) -> Population:
+        """The population called ``name`` (KeyError listing the known names otherwise)."""
+        for p in self.populations:
+            if p.name == name:
+                return p
+        raise KeyError(f"unknown population {name!r}; circuit {self.name!r} has {[p.name for p in self.populations]}")
+
+    def projection(self, name: str) -> Projection:
+        """The projection called ``name``."""
+        for p in self.projections:
+            if p.name == name:
+                return p
+        raise KeyError(f"unknown projection {name!r}; circuit {self.name!r} has {[p.name for p in self.projections]}")
+
+    @property
+    def population_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.populations)
+
+    @property
+    def projection_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.projections)
+
+    def neuron_of(self, name: str) -> str:
+        """The population whose neurons ``name`` belongs to (itself unless a compartment)."""
+        pop = self.population(name)
+        return pop.compartment_of or pop.name
+
+    def same_neurons(self, a: str, b: str) -> bool:
+        """True when populations ``a`` and ``b`` are compartments of the same neurons."""
+        return self.neuron_of(a) == self.neuron_of(b)
+
+    def weight_shape(self, proj: Projection) -> tuple[int, int]:
+        """Shape ``(n_post, n_pre)`` of a projection's (possibly tied) weights."""
+        if proj.tied:
+            return proj.weights.shape(self.weight_shape(self.projection(proj.weights.source)))
+        return proj.weights.shape
+
+    def initial_weights(self) -> dict[str, np.ndarray]:
+        """Copies of the initial weights of every untied projection."""
+        return {p.name: p.weights.copy() for p in self.projections if not p.tied}
+
+    def initial_biases(self) -> dict[str, np.ndarray]:
+        """Copies of the biases of every population that has one."""
+        return {p.name: p.bias.copy() for p in self.populations if p.bias is not None}
+
+    def incoming(self, name: str) -> tuple[Projection, ...]:
+        """Projections whose ``post`` is ``name``."""
+        return tuple(p for p in self.projections if p.post == name)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description of the whole circuit."""
+        return {
+            "name": self.name,
+            "populations": [p.describe() for p in self.populations],
+            "projections": [p.describe() for p in self.projections],
+            "meta": dict(self.meta),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.describe(), indent=1)
+
+    # -- validation -----------------------------------------------------------------------
+    def _validate(self) -> None:
+        where = f"Circuit {self.name!r}"
+        names = [p.name for p in self.populations]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise CircuitError(f"{where}: population names {sorted(dup)} are used twice; names must be unique")
+        pnames = [p.name for p in self.projections]
+        dup = {n for n in pnames if pnames.count(n) > 1}
+        if dup:
+            raise CircuitError(f"{where}: projection names {sorted(dup)} are used twice; names must be unique")
+        by_name = {p.name: p for p in self.populations}
+        for pop in self.populations:
+            if pop.compartment_of is not None:
+                host = by_name.get(pop.compartment_of)
+                if host is None:
+                    raise CircuitError(
+                        f"{where}: Population {pop.name!r}.compartment_of={pop.compartment_of!r} is not a population; "
+                        f"known: {names}"
+                    )
+                if host.compartment_of is not None:
+                    raise CircuitError(f"{where}: {pop.name!r} is a compartment of a compartment ({host.name!r}); point it at {host.compartment_of!r}")
+                if host.size != pop.size:
+                    raise CircuitError(
+                        f"{where}: compartment {pop.name!r} has size {pop.size} but its neurons {host.name!r} have {host.size}"
+                    )
+        proj_by_name = {p.name: p for p in self.projections}
+        for proj in self.projections:
+            owner = f"{where}: Projection {proj.name!r}"
+            for attr in ("pre", "post"):
+                if getattr(proj, attr) not in by_name:
+                    raise CircuitError(f"{owner}: {attr}={getattr(proj, attr)!r} is not a population; known: {names}")
+            if proj.tied:
+                seen = {proj.name}
+                src = proj.weights.source
+                while True:
+                    if src not in proj_by_name:
+                        raise CircuitError(f"{owner}: tied to {src!r}, which is not a projection; known: {pnames}")
+                    if src in seen:
+                        raise CircuitError(f"{owner}: tied weights form a cycle through {sorted(seen)}")
+                    seen.add(src)
+                    if not proj_by_name[src].tied:
+                        break
+                    src = proj_by_name[src].weights.source
+            pre, post = by_name[proj.pre], by_name[proj.post]
+            shape = self.weight_shape(proj)
+            if shape != (post.size, pre.size):
+                raise CircuitError(
+                    f"{owner}: weights have shape {shape}, expected (n_post, n_pre) = ({post.size}, {pre.size}) "
+                    f"for {proj.pre!r} -> {proj.post!r}"
+                )
+            if proj.gain is not None:
+                if proj.gain not in by_name:
+                    raise CircuitError(f"{owner}: gain={proj.gain!r} is not a population; known: {names}")
+                if not self.same_neurons(proj.gain, proj.post):
+                    raise CircuitError(
+                        f"{owner}: gain={proj.gain!r} must be the postsynaptic neurons {self.neuron_of(proj.post)!r} "
+                        f"or one of their compartments (a gain is local to the neuron)"
+                    )
+            if proj.sign == "dale":
+                if pre.ei is None:
+                    raise CircuitError(
+                        f"{owner}: sign='dale' needs an EISplit on its presynaptic population {pre.name!r}; "
+                        f"build {pre.name!r} with ei=EISplit(exc=0.8)"
+                    )
+                if proj.tied:
+                    raise CircuitError(f"{owner}: sign='dale' on tied weights; constrain the source projection instead")
+                n_bad = check_signs(proj.weights, pre.ei.signs(pre.size))
+                if n_bad:
+                    raise CircuitError(
+                        f"{owner}: {n_bad} initial weights contradict the E/I column signs of {pre.name!r}; "
+                        f"initialise with neurosim.dale.dale_initialise(W, signs)"
+                    )
+        self._check_instantaneous_acyclic(by_name)
+
+    def _check_instantaneous_acyclic(self, by_name: dict[str, Population]) -> None:
+        inst = {n for n, p in by_name.items() if p.instantaneous}
+        edges = {n: {pr.pre for pr in self.projections if pr.post == n and pr.pre in inst} for n in inst}
+        state: dict[str, int] = {}
+
+        def visit(n: str, path: list[str]) -> None:
+            if state.get(n) == 1:
+                raise CircuitError(
+                    f"Circuit {self.name!r}: instantaneous populations form a loop {path + [n]}; "
+                    f"give one of them a time constant tau_ms"
+                )
+            if state.get(n) == 2:
+                return
+            state[n] = 1
+            for m in edges[n]:
+                visit(m, path + [n])
+            state[n] = 2
+
+        for n in inst:
+            visit(n, [])
+
+    def instantaneous_order(self, names: Iterable[str] | None = None) -> tuple[str, ...]:
+        """Instantaneous populations in an order where each comes after its instantaneous inputs."""
+        inst = [p.name for p in self.populations if p.instantaneous and (names is None or p.name in names)]
+        order: list[str] = []
+        remaining = list(inst)
+        while remaining:
+            for n in remaining:
+                deps = {pr.pre for pr in self.projections if pr.post == n and pr.pre in remaining and pr.pre != n}
+                if not deps:
+                    order.append(n)
+                    remaining.remove(n)
+                    break
+        return tuple(order)

@@ -1,0 +1,187 @@
+"""Local plasticity: rules that see only their synapse, and the optimisers that apply them.
+
+A rule receives a :class:`SynapseView`, which hands out the variables of the projection's
+presynaptic and postsynaptic neurons (any of their compartments) and an optional global
+scalar (a neuromodulator). Asking it for any other population raises
+:class:`LocalityError`: nothing reaches into other projections.
+
+Updates follow the ascent convention of ALGORITHMS.md §1: a rule returns ``ΔW`` summed over
+the batch (e.g. ``e_l r_{l-1}^T``), and the optimiser applies
+``W <- W + lr * (ΔW / B - weight_decay * W)`` with optional momentum.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "LocalityError", "SynapseView", "Rule", "OuterProduct", "BiasRule", "SGD", "OptimizerState",
+]
+
+
+class LocalityError(RuntimeError):
+    """A plasticity rule asked for a variable its synapse cannot see."""
+
+
+class SynapseView:
+    """What a rule at one projection (or one population's bias) may read.
+
+    Parameters
+    ----------
+    circuit : Circuit
+    state : object with ``signal(population, signal)``
+    pre, post : str or None
+        The projection's pre- and postsynaptic populations (``pre=None`` for a bias rule).
+    modulator : float, optional
+        A global scalar (neuromodulator) broadcast to every synapse.
+    """
+
+    def __init__(self, circuit, state, pre: str | None, post: str, modulator: float | None = None):
+        self._circuit = circuit
+        self._state = state
+        self._pre = pre
+        self._post = post
+        self.modulator = modulator
+
+    def _read(self, side: str, population: str, signal: str):
+        anchor = self._pre if side == "pre" else self._post
+        if anchor is None:
+            raise LocalityError(f"a bias rule has no presynaptic side; it asked for {population!r}")
+        if not self._circuit.same_neurons(population, anchor):
+            raise LocalityError(
+                f"a rule at {self._pre}->{self._post} asked for {population!r} as its {side}synaptic variable; "
+                f"it may only read the {side}synaptic neurons {self._circuit.neuron_of(anchor)!r} and their compartments"
+            )
+        return self._state.signal(population, signal)
+
+    def pre_signal(self, population: str, signal: str = "r"):
+        """A presynaptic variable, shape (B, n_pre)."""
+        return self._read("pre", population, signal)
+
+    def post_signal(self, population: str, signal: str = "u"):
+        """A postsynaptic variable, shape (B, n_post)."""
+        return self._read("post", population, signal)
+
+
+class Rule(ABC):
+    """A local plasticity rule: returns the batch-summed ascent direction ``ΔW``."""
+
+    @abstractmethod
+    def delta(self, view: SynapseView) -> Any:
+        """``ΔW`` with the weights' shape (n_post, n_pre), or ``Δb`` (n,) for a bias rule."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One-line description for schedule summaries."""
+
+
+@dataclass(frozen=True)
+class OuterProduct(Rule):
+    """``ΔW = sign * post^T pre``, summed over the batch (three-factor when ``modulated``).
+
+    Parameters
+    ----------
+    post : (population, signal)
+        Postsynaptic factor, e.g. ``("e2", "u")`` for the apical error of layer 2.
+    pre : (population, signal)
+        Presynaptic factor, e.g. ``("x1", "r")`` for the rate of layer 1.
+    sign : float
+        +1 for the ascent convention, -1 to descend on a given error.
+    modulated : bool
+        Multiply by the view's global scalar.
+    """
+
+    post: tuple[str, str]
+    pre: tuple[str, str]
+    sign: float = 1.0
+    modulated: bool = False
+
+    def delta(self, view: SynapseView):
+        post = view.post_signal(*self.post)
+        pre = view.pre_signal(*self.pre)
+        d = post.T @ pre
+        if self.sign != 1.0:
+            d = self.sign * d
+        if self.modulated:
+            d = d * view.modulator
+        return d
+
+    def describe(self) -> str:
+        s = "" if self.sign == 1.0 else f"{self.sign:g}·"
+        return f"{s}{self.post[1]}[{self.post[0]}]ᵀ·{self.pre[1]}[{self.pre[0]}]"
+
+
+@dataclass(frozen=True)
+class BiasRule(Rule):
+    """``Δb = sign * sum_batch post``."""
+
+    post: tuple[str, str]
+    sign: float = 1.0
+
+    def delta(self, view: SynapseView):
+        d = view.post_signal(*self.post).sum(axis=0)
+        return self.sign * d if self.sign != 1.0 else d
+
+    def describe(self) -> str:
+        return f"Σ_batch {self.post[1]}[{self.post[0]}]"
+
+
+@dataclass(frozen=True)
+class SGD:
+    """Stochastic gradient ascent on the rule's direction, per projection.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate (>= 0).
+    momentum : float
+        Heavy-ball momentum in [0, 1).
+    weight_decay : float
+        Decoupled decay: ``W <- W + lr * (ΔW/B - weight_decay * W)``.
+    average : bool
+        Divide the batch-summed ``ΔW`` by the batch size.
+    """
+
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    average: bool = True
+
+    def __post_init__(self) -> None:
+        if not (self.lr >= 0 and np.isfinite(self.lr)):
+            raise ValueError(f"SGD.lr={self.lr!r} must be finite and >= 0")
+        if not (0.0 <= self.momentum < 1.0):
+            raise ValueError(f"SGD.momentum={self.momentum!r} must lie in [0, 1)")
+        if not (self.weight_decay >= 0):
+            raise ValueError(f"SGD.weight_decay={self.weight_decay!r} must be >= 0")
+
+    def describe(self) -> str:
+        parts = [f"lr={self.lr:g}"]
+        if self.momentum:
+            parts.append(f"momentum={self.momentum:g}")
+        if self.weight_decay:
+            parts.append(f"weight_decay={self.weight_decay:g}")
+        parts.append("mean over batch" if self.average else "sum over batch")
+        return "SGD(" + ", ".join(parts) + ")"
+
+
+@dataclass
+class OptimizerState:
+    """Momentum buffers, one per parameter."""
+
+    velocity: dict[str, Any] = field(default_factory=dict)
+
+    def apply(self, opt: SGD, key: str, param, delta, batch_size: int):
+        """Return the updated parameter (does not modify ``param`` in place)."""
+        step = delta / batch_size if opt.average else delta
+        if opt.momentum:
+            v = self.velocity.get(key)
+            v = step if v is None else opt.momentum * v + step
+            self.velocity[key] = v
+            step = v
+        if opt.weight_decay:
+            step = step - opt.weight_decay * param
+        return param + opt.lr * step
