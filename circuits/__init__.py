@@ -8,13 +8,32 @@ way (populations ``x0..xL``, forward projections ``W1..WL``, biases on ``x1..xL`
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from types import ModuleType
 
 __all__ = ["REGISTRY", "get", "available"]
 
-REGISTRY: dict[str, str] = {
-    "backprop": "backprop",
-}
+
+def _discover() -> dict[str, str]:
+    """Circuit name -> module name, for every public module of this package that defines ``NAME``.
+
+    Modules are found by file: adding a circuit means adding a module, nothing else.
+    """
+    found: dict[str, str] = {}
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):
+            continue
+        try:
+            mod = importlib.import_module(f"{__name__}.{info.name}")
+        except ImportError:
+            continue
+        name = getattr(mod, "NAME", None)
+        if name:
+            found[name] = info.name
+    return found
+
+
+REGISTRY: dict[str, str] = _discover()
 """Circuit name -> module name inside ``neurosim.circuits``."""
 
 

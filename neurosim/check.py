@@ -1,0 +1,130 @@
+"""``neurosim check``: one trial of a circuit against backprop computed algebraically.
+
+The circuit runs its schedule once on a random network and batch; its raw updates (learning
+rate 1, loss summed over the batch) are compared layer by layer with
+:func:`neurosim.analysis.backprop_reference`, which shares no code with any circuit.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .analysis import angle_deg, backprop_reference, relative_error
+from .simulate import Simulator
+
+__all__ = ["CheckReport", "run_check", "split_options", "random_batch"]
+
+
+@dataclass
+class CheckReport:
+    """Result of a check: per-layer agreement with backprop plus the phase log."""
+
+    circuit: str
+    settings: dict
+    layers: list = field(default_factory=list)
+    phase_log: str = ""
+    arrays: dict = field(default_factory=dict, repr=False)
+    comparisons: dict = field(default_factory=dict)
+
+    @property
+    def max_relative_error(self) -> float:
+        return max((max(r["dW_rel_error"], r["db_rel_error"]) for r in self.layers), default=float("nan"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"circuit": self.circuit, "settings": self.settings, "layers": self.layers,
+                "max_relative_error": self.max_relative_error, "comparisons": self.comparisons}
+
+    def table(self) -> str:
+        lines = [f"neurosim check {self.circuit}  " + "  ".join(f"{k}={v}" for k, v in self.settings.items()), "",
+                 self.phase_log, "", "update vs backprop (algebraic), per layer:",
+                 f"{'layer':>6}{'shape':>12}{'dW rel err':>14}{'dW angle °':>12}{'db rel err':>14}{'db angle °':>12}"]
+        for r in self.layers:
+            lines.append(f"{r['layer']:>6}{str(tuple(r['shape'])):>12}{r['dW_rel_error']:>14.3e}{r['dW_angle_deg']:>12.4f}"
+                         f"{r['db_rel_error']:>14.3e}{r['db_angle_deg']:>12.4f}")
+        lines.append(f"max relative error: {self.max_relative_error:.3e}")
+        for k, v in self.comparisons.items():
+            lines.append(f"{k}: {v}")
+        return "\n".join(lines)
+
+
+def split_options(module, options: Mapping[str, Any]) -> tuple[dict, dict]:
+    """Route ``--set key=value`` options to the circuit's ``build`` or ``schedule`` by signature."""
+    build_params = inspect.signature(module.build).parameters
+    sched_params = inspect.signature(module.schedule).parameters
+    b, s = {}, {}
+    for k, v in options.items():
+        if k in build_params:
+            b[k] = v
+        elif k in sched_params:
+            s[k] = v
+        else:
+            raise ValueError(
+                f"option {k}={v!r} is not a parameter of {module.NAME}.build {sorted(build_params)} "
+                f"or {module.NAME}.schedule {sorted(sched_params)}"
+            )
+    return b, s
+
+
+def random_batch(sizes: Sequence[int], batch: int, loss: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs ``N(0, 1)`` and targets (Gaussian for MSE, one-hot for CE)."""
+    x = rng.normal(size=(batch, sizes[0]))
+    if loss == "ce":
+        y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], size=batch)]
+    else:
+        y = rng.normal(size=(batch, sizes[-1]))
+    return x, y
+
+
+def run_check(circuit_name: str, *, sizes: Sequence[int] = (20, 30, 10), activation: str = "tanh", loss: str = "mse",
+              batch: int = 16, seed: int = 0, dtype: str = "float64", backend: str = "numpy",
+              options: Mapping[str, Any] | None = None) -> CheckReport:
+    """Run one trial of ``circuit_name`` and compare its updates with backprop.
+
+    Returns
+    -------
+    CheckReport
+        With ``arrays`` holding ``W1..WL``, ``b1..bL`` (before the update), ``B1..BL`` where
+        the circuit has feedback matrices, ``x``, ``y``, and the circuit's ``dW1..dWL``,
+        ``db1..dbL`` for learning rate 1 with the loss summed over the batch.
+    """
+    from neurosim import circuits
+
+    if int(batch) < 1:
+        raise ValueError(f"batch={batch!r} must be >= 1")
+    module = circuits.get(circuit_name)
+    build_opts, sched_opts = split_options(module, options or {})
+    circuit = module.build(list(sizes), activation, loss, seed=seed, **build_opts)
+    sched = module.schedule(circuit, **sched_opts)
+    sim = Simulator(circuit, sched, backend=backend, dtype=dtype, seed=seed)
+    L = len(sizes) - 1
+    rng = np.random.default_rng(seed + 1)
+    x, y = random_batch(sizes, batch, loss, rng)
+    weights = [sim.effective_weights(f"W{l}").astype(np.float64) for l in range(1, L + 1)]
+    biases = [sim.host_biases()[f"x{l}"].astype(np.float64) for l in range(1, L + 1)]
+    arrays: dict[str, np.ndarray] = {"x": x, "y": y}
+    for l in range(1, L + 1):
+        arrays[f"W{l}"] = weights[l - 1]
+        arrays[f"b{l}"] = biases[l - 1]
+        if f"B{l}" in circuit.projection_names:
+            arrays[f"B{l}"] = sim.effective_weights(f"B{l}")
+    result = sim.run_trial({"x": x, "y": y}, learn=True)
+    ref_dW, ref_db = backprop_reference(weights, biases, x, y, activation, loss)
+    report = CheckReport(circuit_name, {"sizes": ",".join(map(str, sizes)), "activation": activation, "loss": loss,
+                                        "batch": batch, "seed": seed, "dtype": dtype, "backend": sim.backend.name,
+                                        **{k: v for k, v in (options or {}).items()}})
+    for l in range(1, L + 1):
+        dW = np.asarray(result.updates.get(f"W{l}", np.zeros_like(weights[l - 1])), dtype=np.float64)
+        db = np.asarray(result.bias_updates.get(f"x{l}", np.zeros_like(biases[l - 1])), dtype=np.float64)
+        arrays[f"dW{l}"] = dW
+        arrays[f"db{l}"] = db
+        report.layers.append({
+            "layer": l, "shape": list(dW.shape),
+            "dW_rel_error": relative_error(dW, ref_dW[l - 1]), "dW_angle_deg": angle_deg(dW, ref_dW[l - 1]),
+            "db_rel_error": relative_error(db, ref_db[l - 1]), "db_angle_deg": angle_deg(db, ref_db[l - 1]),
+        })
+    report.phase_log = sim.log.summary(tail=len(result.records))
+    report.arrays = arrays
+    return report
