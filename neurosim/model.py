@@ -128,7 +128,7 @@ class Population:
         return d
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Tied:
     """Weights derived from another projection's current weights (weight transport).
 
@@ -140,6 +140,9 @@ class Tied:
         ``identity``, ``transpose``, ``neg``, ``neg_transpose`` or ``sign_transpose``.
     scale : float
         Multiplies the transformed matrix (e.g. ``1/sqrt(fan_in)`` for sign symmetry).
+    magnitude : array, optional
+        Fixed element-wise magnitudes with the tied matrix's shape (e.g. the random-magnitude
+        sign-symmetry variant ``|R| ⊙ sign(W)^T``).
 
     Notes
     -----
@@ -150,10 +153,13 @@ class Tied:
     source: str
     transform: str = "transpose"
     scale: float = 1.0
+    magnitude: Any = None
 
     def __post_init__(self) -> None:
         if self.transform not in TRANSFORMS:
             raise CircuitError(f"Tied.transform={self.transform!r} is unknown; choose one of {TRANSFORMS}")
+        if self.magnitude is not None:
+            object.__setattr__(self, "magnitude", np.asarray(self.magnitude, dtype=float))
 
     def apply(self, w: np.ndarray) -> np.ndarray:
         """The tied matrix computed from the source weights ``w`` (any array module)."""
@@ -169,6 +175,8 @@ class Tied:
         else:
             xp = _array_module(w)
             out = xp.sign(w).T
+        if self.magnitude is not None:
+            out = out * _array_module(w).asarray(self.magnitude, dtype=w.dtype)
         return out * self.scale if self.scale != 1.0 else out
 
     def shape(self, source_shape: tuple[int, int]) -> tuple[int, int]:
@@ -257,7 +265,9 @@ class Projection:
             "plastic": self.plastic,
         }
         if self.tied:
-            d["tied"] = {"source": self.weights.source, "transform": self.weights.transform, "scale": self.weights.scale}
+            t = self.weights
+            d["tied"] = {"source": t.source, "transform": t.transform, "scale": t.scale,
+                         "magnitude": t.magnitude is not None}
         else:
             d["shape"] = list(self.weights.shape)
         return d
@@ -398,6 +408,8 @@ class Circuit:
                     src = proj_by_name[src].weights.source
             pre, post = by_name[proj.pre], by_name[proj.post]
             shape = self.weight_shape(proj)
+            if proj.tied and proj.weights.magnitude is not None and proj.weights.magnitude.shape != shape:
+                raise CircuitError(f"{owner}: Tied.magnitude has shape {proj.weights.magnitude.shape}, expected {shape}")
             if shape != (post.size, pre.size):
                 raise CircuitError(
                     f"{owner}: weights have shape {shape}, expected (n_post, n_pre) = ({post.size}, {pre.size}) "

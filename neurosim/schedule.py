@@ -203,8 +203,12 @@ class Learn:
     optimizer : SGD
         Default optimiser.
     per_parameter : mapping name -> SGD
-        Overrides for single projections or biases.
+        Overrides for single projections or biases (bias keys are ``"bias:<population>"``).
     name : str
+    defer : bool
+        Compute the updates from the current state but apply them only after the next
+        relaxation phase has run (weight and state updates of one step applied
+        simultaneously, as Z-IL requires, ALGORITHMS.md §3.3).
     """
 
     rules: Mapping[str, Rule]
@@ -212,6 +216,7 @@ class Learn:
     optimizer: SGD = field(default_factory=SGD)
     per_parameter: Mapping[str, SGD] = field(default_factory=dict)
     name: str = "learn"
+    defer: bool = False
     training = True
     dt_ms = 0.0
 
@@ -241,6 +246,7 @@ class Learn:
             "bias_rules": {k: v.describe() for k, v in self.bias_rules.items()},
             "optimizer": self.optimizer.describe(),
             "per_parameter": {k: v.describe() for k, v in self.per_parameter.items()},
+            "defer": self.defer,
             "training": True,
         }
 
@@ -307,7 +313,8 @@ class Schedule:
             d = p.describe(self.circuit)
             tag = " [training only]" if d["training"] else ""
             if d["kind"] == "learn":
-                lines.append(f"  {i}. {p.name}: learn with {d['optimizer']}{tag}")
+                when = ", applied after the next phase" if d["defer"] else ""
+                lines.append(f"  {i}. {p.name}: learn with {d['optimizer']}{when}{tag}")
                 for k, v in d["rules"].items():
                     lines.append(f"       Δ{k} = {v}")
                 for k, v in d["bias_rules"].items():

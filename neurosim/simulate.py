@@ -26,6 +26,13 @@ from .schedule import Learn, Phase, Schedule
 __all__ = ["Simulator", "TrialResult", "SimulationError", "History"]
 
 
+def _accumulate(total: dict, new: Mapping[str, Any], backend: Backend) -> None:
+    """Add host copies of ``new`` into ``total`` (a parameter may learn in several phases)."""
+    for k, v in new.items():
+        h = backend.to_host(v)
+        total[k] = total[k] + h if k in total else h.copy()
+
+
 class SimulationError(FloatingPointError):
     """A run stopped (NaN/Inf); the message says trial, phase, time and population."""
 
@@ -137,8 +144,8 @@ class Simulator:
         return {k: self.backend.to_host(v) for k, v in self.biases.items()}
 
     # -- one trial ----------------------------------------------------------------------------
-    def run_trial(self, batch: Mapping[str, Any], *, learn: bool = True, monitors: Sequence = (),
-                  trace=None, epoch: int | None = None, batch_index: int = 0) -> TrialResult:
+    def run_trial(self, batch: Mapping[str, Any], *, learn: bool = True, apply_updates: bool = True,
+                  monitors: Sequence = (), trace=None, epoch: int | None = None, batch_index: int = 0) -> TrialResult:
         """Run every phase of the schedule once on ``batch``.
 
         Parameters
@@ -147,6 +154,10 @@ class Simulator:
             E.g. ``{"x": inputs, "y": targets}``.
         learn : bool
             Run training phases (error and learning phases); otherwise inference only.
+        apply_updates : bool
+            Apply the learning phases' updates to the weights; ``False`` computes them only
+            (diagnostics: alignment with backprop on a probe batch). Every learning phase of the
+            trial then sees the unchanged weights.
         monitors : sequence of StateMonitor / ConvergenceMonitor
         trace : Trace, optional
             Receives the phase log, samples and residuals; flushed at the end of the trial.
@@ -165,6 +176,7 @@ class Simulator:
         updates: dict = {}
         bias_updates: dict = {}
         output = None
+        pending: list = []
         state_mons = [m for m in monitors if isinstance(m, StateMonitor)]
         conv_mons = [m for m in monitors if isinstance(m, ConvergenceMonitor)]
         try:
@@ -175,7 +187,13 @@ class Simulator:
                     output = self.backend.to_host(state[self.schedule.readout]).copy()
                 wall0 = time.perf_counter()
                 if isinstance(phase, Learn):
-                    updates, bias_updates = self._learn(phase, state, bsz)
+                    deltas, bias_deltas = self._deltas(phase, state)
+                    _accumulate(updates, deltas, self.backend)
+                    _accumulate(bias_updates, bias_deltas, self.backend)
+                    if apply_updates:
+                        pending.append((phase, deltas, bias_deltas))
+                        if not phase.defer:
+                            self._apply_pending(pending, bsz)
                     rec = PhaseRecord(self.trial, epoch, batch_index, phase.name, t_ms, t_ms, 0, True, 0.0,
                                       time.perf_counter() - wall0)
                     self._record(rec, records, trace)
@@ -189,6 +207,8 @@ class Simulator:
                 self._store_monitors(phase, result, row, state_mons, conv_mons, trace)
                 state.update(result.state)
                 t_ms = result.t_end_ms
+                self._apply_pending(pending, bsz)
+            self._apply_pending(pending, bsz)
         finally:
             if trace is not None:
                 trace.end_trial()
@@ -263,26 +283,29 @@ class Simulator:
                 if trace is not None:
                     trace.append_convergence(phase.name, row, result.residuals)
 
-    def _learn(self, phase: Learn, state: dict, bsz: int) -> tuple[dict, dict]:
+    def _deltas(self, phase: Learn, state: dict) -> tuple[dict, dict]:
+        """Every rule's output, all computed from the same state before any parameter changes."""
         view = StateView(self.circuit, state)
         deltas = {}
         for name, rule in phase.rules.items():
             proj = self.circuit.projection(name)
             deltas[name] = rule.delta(SynapseView(self.circuit, view, proj.pre, proj.post))
-        bias_deltas = {}
-        for name, rule in phase.bias_rules.items():
-            bias_deltas[name] = rule.delta(SynapseView(self.circuit, view, None, name))
-        # every delta is computed from the same state before any parameter changes
-        for name, d in deltas.items():
-            w = self.optimizer_state.apply(phase.optimizer_for(name), name, self.weights[name], d, bsz)
-            if name in self._signs:
-                w = project_signs(w, self._signs[name])
-            self.weights[name] = w
-        for name, d in bias_deltas.items():
-            key = f"bias:{name}"
-            self.biases[name] = self.optimizer_state.apply(phase.optimizer_for(key), key, self.biases[name], d, bsz)
-        return ({k: self.backend.to_host(v) for k, v in deltas.items()},
-                {k: self.backend.to_host(v) for k, v in bias_deltas.items()})
+        bias_deltas = {name: rule.delta(SynapseView(self.circuit, view, None, name))
+                       for name, rule in phase.bias_rules.items()}
+        return deltas, bias_deltas
+
+    def _apply_pending(self, pending: list, bsz: int) -> None:
+        """Apply queued updates through each parameter's optimiser; Dale signs are projected."""
+        while pending:
+            phase, deltas, bias_deltas = pending.pop(0)
+            for name, d in deltas.items():
+                w = self.optimizer_state.apply(phase.optimizer_for(name), name, self.weights[name], d, bsz)
+                if name in self._signs:
+                    w = project_signs(w, self._signs[name])
+                self.weights[name] = w
+            for name, d in bias_deltas.items():
+                key = f"bias:{name}"
+                self.biases[name] = self.optimizer_state.apply(phase.optimizer_for(key), key, self.biases[name], d, bsz)
 
     # -- epochs ---------------------------------------------------------------------------------
     def train(self, data, *, epochs: int = 1, batch_size: int = 32, monitors: Sequence = (), trace=None,
