@@ -68,11 +68,14 @@ def backprop_reference(weights: Sequence[np.ndarray], biases: Sequence[np.ndarra
 
 def angle_deg(u: np.ndarray, v: np.ndarray) -> float:
     """Angle in degrees between two arrays (Frobenius inner product); NaN if either is zero."""
+    u = np.asarray(u, dtype=float).ravel()
+    v = np.asarray(v, dtype=float).ravel()
     nu, nv = np.linalg.norm(u), np.linalg.norm(v)
     if nu == 0 or nv == 0:
         return float("nan")
-    c = float(np.vdot(u, v).real / (nu * nv))
-    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+    a, b = u / nu, v / nv
+    # 2·atan2(|a-b|, |a+b|) is accurate near 0° and 180°, where arccos of the cosine is not
+    return float(np.degrees(2.0 * np.arctan2(np.linalg.norm(a - b), np.linalg.norm(a + b))))
 
 
 def relative_error(estimate: np.ndarray, reference: np.ndarray) -> float:
