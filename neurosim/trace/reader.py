@@ -1,0 +1,436 @@
+"""Reader of neurosim HDF5 traces (format version 1; layout documented in :mod:`neurosim.trace.writer`).
+
+:func:`load_trace` opens a file read-only in SWMR mode, so it works on a file another process is
+still writing. The reader shows data up to the writer's last commit (its last
+:meth:`~neurosim.trace.Trace.end_trial` or close), so it always sees whole trials;
+:meth:`TraceFile.refresh` moves that view to the newest commit. Everything is returned as plain
+numpy arrays.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+
+from .layout import TraceLayout
+from .writer import FORMAT, FORMAT_VERSION, PHASE_COLUMNS
+
+__all__ = ["load_trace", "TraceFile", "PhaseTable"]
+
+_STRING_COLUMNS = ("phase", "status")
+
+
+def _decode_attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "OS":
+            return [v.decode("utf-8") if isinstance(v, bytes) else v for v in value.tolist()]
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _fmt_num(x: float, spec: str = ".4g") -> str:
+    return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, spec)
+
+
+def _format_table(headers: list[str], rows: list[list[str]], left: set[int] = frozenset()) -> str:
+    """Align ``rows`` (already strings) under ``headers``; columns in ``left`` left-aligned."""
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+class PhaseTable:
+    """The phase log: one row per executed phase.
+
+    Parameters
+    ----------
+    columns
+        Column name -> ``(n_rows,)`` array; ``phase`` and ``status`` as str arrays.
+    phase_names
+        Phase names of the layout, in schedule order (for :meth:`summary`).
+
+    Notes
+    -----
+    Columns: ``trial``, ``epoch``, ``batch``, ``phase``, ``start_ms``, ``end_ms`` (ms), ``steps``,
+    ``converged``, ``residual``, ``wall_s`` (s), ``status``. ``table["steps"]`` returns a column,
+    ``len(table)`` the number of rows, ``table.rows`` the rows as dicts.
+    """
+
+    def __init__(self, columns: dict[str, np.ndarray], phase_names: tuple[str, ...] = ()) -> None:
+        self._columns = dict(columns)
+        lengths = {len(v) for v in self._columns.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"phase table columns differ in length: { {k: len(v) for k, v in columns.items()} }")
+        self._n = lengths.pop() if lengths else 0
+        self.phase_names = tuple(phase_names)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, column: str) -> np.ndarray:
+        try:
+            return self._columns[column]
+        except KeyError:
+            raise KeyError(f"no phase-table column {column!r}; columns are {', '.join(self._columns)}") from None
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self.rows)
+
+    def __repr__(self) -> str:
+        return f"PhaseTable({self._n} rows, columns={list(self._columns)})"
+
+    @property
+    def columns(self) -> dict[str, np.ndarray]:
+        """Column name -> ``(n_rows,)`` numpy array."""
+        return dict(self._columns)
+
+    @property
+    def rows(self) -> list[dict]:
+        """Rows as dicts of Python scalars."""
+        cols = {k: v.tolist() for k, v in self._columns.items()}
+        return [{k: cols[k][i] for k in cols} for i in range(self._n)]
+
+    def summary(self, tail: int = 10) -> str:
+        """Human-readable summary of phase timing and convergence.
+
+        One line per phase name: executions, mean/max steps, mean simulated duration (ms), fraction
+        converged, max final residual and total wall time (s); then the last ``tail`` executions.
+
+        Parameters
+        ----------
+        tail
+            Number of most recent executions listed.
+
+        Returns
+        -------
+        str
+            Aligned text table.
+        """
+        if self._n == 0:
+            return "phase log: no phase executions recorded yet"
+        c = self._columns
+        names = list(self.phase_names) + [p for p in dict.fromkeys(c["phase"].tolist()) if p not in self.phase_names]
+        dur = c["end_ms"] - c["start_ms"]
+        rows = []
+        for name in names:
+            m = c["phase"] == name
+            n = int(m.sum())
+            if n == 0:
+                rows.append([name, "0", "-", "-", "-", "-", "-", "-"])
+                continue
+            res = c["residual"][m]
+            res = res[~np.isnan(res)]
+            rows.append(
+                [
+                    name,
+                    str(n),
+                    f"{c['steps'][m].mean():.1f}",
+                    str(int(c["steps"][m].max())),
+                    f"{dur[m].mean():.4g}",
+                    f"{c['converged'][m].mean() * 100:.1f}%",
+                    f"{res.max():.3e}" if res.size else "-",
+                    f"{c['wall_s'][m].sum():.4g}",
+                ]
+            )
+        trials = np.unique(c["trial"])
+        epochs = c["epoch"]
+        head = (
+            f"phase log: {self._n} executions, {trials.size} trials, epochs {int(epochs.min())}-{int(epochs.max())}, "
+            f"total wall time {c['wall_s'].sum():.4g} s"
+        )
+        per_phase = _format_table(
+            ["phase", "executions", "mean steps", "max steps", "mean duration (ms)", "converged",
+             "max final residual", "wall total (s)"],
+            rows,
+            left={0},
+        )
+        first = max(0, self._n - tail)
+        tail_rows = [
+            [
+                str(i),
+                str(c["trial"][i]),
+                str(c["epoch"][i]),
+                str(c["batch"][i]),
+                c["phase"][i],
+                f"{c['start_ms'][i]:.4g}",
+                f"{c['end_ms'][i]:.4g}",
+                str(c["steps"][i]),
+                "yes" if c["converged"][i] else "no",
+                _fmt_num(float(c["residual"][i]), ".3e"),
+                f"{c['wall_s'][i]:.3g}",
+                c["status"][i],
+            ]
+            for i in range(first, self._n)
+        ]
+        tail_table = _format_table(
+            ["row", "trial", "epoch", "batch", "phase", "start_ms", "end_ms", "steps", "conv", "residual",
+             "wall_s", "status"],
+            tail_rows,
+            left={4, 11},
+        )
+        return f"{head}\n\n{per_phase}\n\nlast {self._n - first} executions:\n{tail_table}"
+
+
+class TraceFile:
+    """A neurosim trace opened for reading (see :func:`load_trace`).
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    attrs : dict
+        Root attributes; ``config`` and ``layout`` decoded from JSON.
+    circuit : dict
+        The circuit description, decoded from JSON.
+    layout : TraceLayout
+        What the file was declared to hold.
+    n_commits : int
+        Flushes (trials ended, plus the final close) visible to this reader.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"trace file {str(self.path)!r} does not exist; check the path")
+        try:
+            self._file = h5py.File(self.path, "r", libver="latest", swmr=True)
+        except OSError:
+            self._file = h5py.File(self.path, "r")  # not written by an SWMR-capable writer
+        try:
+            self._init()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _init(self) -> None:
+        f = self._file
+        fmt = _decode_attr(f.attrs.get("format"))
+        if fmt != FORMAT:
+            raise ValueError(
+                f"{str(self.path)!r} is not a neurosim trace (root attribute format={fmt!r}, expected {FORMAT!r}); "
+                "it may still be in Trace.begin, or be another HDF5 file"
+            )
+        version = _decode_attr(f.attrs.get("format_version"))
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"{str(self.path)!r} has trace format_version={version!r}; this reader reads version "
+                f"{FORMAT_VERSION}; upgrade neurosim"
+            )
+        self.attrs: dict[str, Any] = {k: _decode_attr(v) for k, v in f.attrs.items()}
+        for key in ("config", "layout"):
+            if isinstance(self.attrs.get(key), str):
+                self.attrs[key] = json.loads(self.attrs[key])
+        self.layout = TraceLayout.from_json(self.attrs["layout"])
+        self.circuit: dict = json.loads(_decode_attr(f["circuit"].attrs["description"]))
+        self._columns: list[str] = _decode_attr(f["commits"].attrs["columns"])
+        self.refresh()
+
+    # ------------------------------------------------------------------ basics
+    def __enter__(self) -> "TraceFile":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self.close()
+        return False
+
+    def __repr__(self) -> str:
+        return f"TraceFile({str(self.path)!r}, {len(self.phases)} phase rows, {self.n_commits} commits)"
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._file.id.valid:
+            self._file.close()
+
+    def refresh(self) -> None:
+        """Move the view to the writer's newest commit (new trials appear)."""
+        f = self._file
+        commits = f["commits"]
+        if f.swmr_mode:
+            commits.refresh()
+        n = commits.shape[0]
+        self.n_commits = int(n)
+        last = commits[n - 1] if n else np.zeros(len(self._columns), dtype=np.int64)
+        self._lengths = {path: int(length) for path, length in zip(self._columns, last)}
+        if f.swmr_mode:  # after reading the commit row: every dataset is at least that long
+            for path in self._columns:
+                f[path].refresh()
+
+    def _read(self, path: str) -> np.ndarray:
+        ds = self._file[path]
+        return ds[: self._lengths.get(path, ds.shape[0])]
+
+    def _shape(self, path: str) -> tuple[int, ...]:
+        ds = self._file[path]
+        return (self._lengths.get(path, ds.shape[0]),) + ds.shape[1:]
+
+    # ------------------------------------------------------------------ contents
+    @property
+    def phases(self) -> PhaseTable:
+        """The phase log up to the last commit."""
+        cols = {}
+        for name in PHASE_COLUMNS:
+            a = self._read(f"/phases/{name}")
+            cols[name] = np.char.decode(a, "utf-8") if name in _STRING_COLUMNS else a
+        n = min(len(a) for a in cols.values())
+        return PhaseTable({k: v[:n] for k, v in cols.items()}, self.layout.phases)
+
+    def list(self) -> str:
+        """Human-readable list of everything the file holds.
+
+        Returns
+        -------
+        str
+            Header with the root attributes, then one line per group and dataset: path, shape
+            (up to the last commit), dtype and units.
+        """
+        a = self.attrs
+        lines = [
+            f"neurosim trace {self.path}",
+            f"  format {a.get('format')} v{a.get('format_version')}, written by neurosim {a.get('neurosim_version')} "
+            f"on {a.get('created')}",
+            f"  scenario={a.get('scenario')!r} backend={a.get('backend')} dtype={a.get('dtype')} seed={a.get('seed')}, "
+            f"{self.n_commits} commits",
+        ]
+        entries: list[list[str]] = []
+
+        def visit(name: str, obj: Any) -> None:
+            path = "/" + name
+            if isinstance(obj, h5py.Dataset):
+                units = _decode_attr(obj.attrs.get("units", ""))
+                entries.append([path, str(self._shape(path)), str(obj.dtype), f"units={units}"])
+            else:
+                extra = ""
+                if path.startswith("/convergence/") and "populations" in obj.attrs:
+                    extra = "populations=" + ",".join(_decode_attr(obj.attrs["populations"]))
+                elif path.startswith("/circuit/"):
+                    extra = f"{len(obj.attrs)} attrs"
+                entries.append([path + "/", "group", "", extra])
+
+        self._file.visititems(visit)
+        lines.append(_format_table(["path", "shape", "dtype", "info"], entries, left={0, 1, 2, 3}))
+        return "\n".join(lines)
+
+    def streams(self) -> list[tuple[str, str]]:
+        """``(population, variable)`` of every recorded state stream."""
+        return [(s.population, s.variable) for s in self.layout.states]
+
+    def state(self, population: str, variable: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Samples of one state stream.
+
+        Returns
+        -------
+        time_ms : ndarray
+            ``(S,)`` simulated time of each sample, ms.
+        phase_row : ndarray
+            ``(S,)`` int, phase-log row of each sample.
+        values : ndarray
+            ``(S, n_batch_recorded, n_units_recorded)``; the recorded indices are in
+            ``layout.stream(population, variable)``.
+        """
+        self.layout.stream(population, variable)  # raises a clear ValueError when unknown
+        base = f"/traces/{population}"
+        values = self._read(f"{base}/{variable}")
+        n = values.shape[0]
+        return self._read(base + "/time_ms")[:n], self._read(base + "/phase_row")[:n], values
+
+    def _check_conv(self, phase: str) -> None:
+        if phase not in self.layout.convergence:
+            raise ValueError(
+                f"phase={phase!r} has no convergence log in {str(self.path)!r} "
+                f"(phases with one: {sorted(self.layout.convergence) or 'none'})"
+            )
+
+    def convergence_populations(self, phase: str) -> tuple[str, ...]:
+        """Populations, in column order, of the residual arrays of ``phase``."""
+        self._check_conv(phase)
+        return self.layout.convergence[phase]
+
+    def convergence_phase_rows(self, phase: str) -> np.ndarray:
+        """``(executions,)`` phase-log row of every execution returned by :meth:`convergence`."""
+        self._check_conv(phase)
+        return self._read(f"/convergence/{phase}/phase_row")
+
+    def convergence(self, phase: str) -> list[np.ndarray]:
+        """Residual trajectories of every execution of ``phase``.
+
+        Returns
+        -------
+        list of ndarray
+            One ``(steps, n_pops)`` array per execution, columns as in
+            :meth:`convergence_populations`.
+        """
+        self._check_conv(phase)
+        base = f"/convergence/{phase}"
+        if base + "/residual" in self._file:
+            res = self._read(base + "/residual")
+        else:  # declared without populations: only the step counts are stored
+            res = np.zeros((int(self._read(base + "/steps").sum()), 0))
+        offsets = self._read(base + "/offset")
+        steps = self._read(base + "/steps")
+        return [res[o : o + s] for o, s in zip(offsets.tolist(), steps.tolist())]
+
+    def weights(self, projection: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Weight snapshots of ``projection``.
+
+        Returns
+        -------
+        time_ms : ndarray
+            ``(K,)`` simulated time of each snapshot, ms.
+        epochs : ndarray
+            ``(K,)`` int epoch of each snapshot.
+        snapshots : ndarray
+            ``(K, n_post, n_pre)``.
+        """
+        if projection not in self.layout.weights:
+            raise ValueError(
+                f"projection={projection!r} has no weight snapshots in {str(self.path)!r} "
+                f"(projections: {sorted(self.layout.weights) or 'none'})"
+            )
+        base = f"/weights/{projection}"
+        return self._read(base + "/time_ms"), self._read(base + "/epoch"), self._read(base + "/values")
+
+    def metrics(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Metrics per name, in order of first appearance.
+
+        Returns
+        -------
+        dict
+            name -> ``(epochs, values)``, int64 and float64 arrays in logging order.
+        """
+        epoch = self._read("/metrics/epoch")
+        name = self._read("/metrics/name")
+        value = self._read("/metrics/value")
+        n = min(len(epoch), len(name), len(value))
+        epoch, name, value = epoch[:n], name[:n], value[:n]
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for key in dict.fromkeys(name.tolist()):
+            m = name == key
+            out[key.decode("utf-8")] = (epoch[m], value[m])
+        return out
+
+
+def load_trace(path: str | Path) -> TraceFile:
+    """Open a neurosim trace for reading, also while another process writes it.
+
+    Parameters
+    ----------
+    path
+        The ``.h5`` file.
+
+    Returns
+    -------
+    TraceFile
+        Close it (or use ``with``) when done.
+    """
+    return TraceFile(path)
