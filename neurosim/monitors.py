@@ -129,39 +129,15 @@ class PhaseLog:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def table(self):
+        """The log as a :class:`neurosim.trace.PhaseTable` (the same table a trace file holds)."""
+        from .trace import PhaseTable
+
+        names = ("trial", "epoch", "batch", "phase", "start_ms", "end_ms", "steps", "converged", "residual",
+                 "wall_s", "status")
+        cols = {n: np.array([getattr(r, n) for r in self.rows]) for n in names}
+        return PhaseTable(cols, tuple(dict.fromkeys(r.phase for r in self.rows)))
+
     def summary(self, tail: int = 0) -> str:
         """Per phase: executions, steps, simulated duration, convergence, wall time."""
-        return format_phase_summary([r.as_dict() for r in self.rows], tail=tail)
-
-
-def format_phase_summary(rows: list[dict], tail: int = 0) -> str:
-    """Aligned text table of phase timing and convergence from phase-log rows."""
-    if not rows:
-        return "(no phases executed)"
-    names: list[str] = []
-    for r in rows:
-        if r["phase"] not in names:
-            names.append(r["phase"])
-    header = f"{'phase':<14}{'runs':>7}{'steps mean':>12}{'max':>7}{'sim ms mean':>13}{'converged':>11}{'max residual':>14}{'wall s':>10}"
-    lines = [header, "-" * len(header)]
-    for n in names:
-        sel = [r for r in rows if r["phase"] == n]
-        steps = np.array([r["steps"] for r in sel], dtype=float)
-        dur = np.array([r["end_ms"] - r["start_ms"] for r in sel])
-        conv = np.mean([bool(r["converged"]) for r in sel])
-        res = max(float(r["residual"]) for r in sel)
-        wall = sum(float(r["wall_s"]) for r in sel)
-        lines.append(
-            f"{n:<14}{len(sel):>7}{steps.mean():>12.1f}{int(steps.max()):>7}{dur.mean():>13.3g}"
-            f"{100 * conv:>10.0f}%{res:>14.3g}{wall:>10.3f}"
-        )
-    if tail:
-        lines.append("")
-        lines.append(f"last {min(tail, len(rows))} executions:")
-        lines.append(f"{'trial':>6}{'epoch':>6}{'batch':>6}  {'phase':<12}{'start ms':>10}{'end ms':>10}{'steps':>7}{'conv':>6}{'residual':>11}{'wall s':>9}  status")
-        for r in rows[-tail:]:
-            lines.append(
-                f"{r['trial']:>6}{r['epoch']:>6}{r['batch']:>6}  {r['phase']:<12}{r['start_ms']:>10.3f}{r['end_ms']:>10.3f}"
-                f"{r['steps']:>7}{'yes' if r['converged'] else 'no':>6}{r['residual']:>11.2e}{r['wall_s']:>9.4f}  {r['status']}"
-            )
-    return "\n".join(lines)
+        return self.table().summary(tail=tail)

@@ -387,7 +387,12 @@ class Simulator:
             if isinstance(m, StateMonitor):
                 pop = self.circuit.population(m.population)
                 units = m.units if m.units is not None else tuple(range(pop.size))
-                batch = m.batch if m.batch is not None else tuple(range(self._monitor_batch))
+                if m.batch is None:
+                    raise ValueError(
+                        f"StateMonitor({m.population!r}).batch=None: with a trace, list the batch indices to record, "
+                        f"e.g. batch=range(2) (batches can differ in size)"
+                    )
+                batch = m.batch
                 states.append(StateStream(m.population, m.variable, tuple(batch), tuple(units)))
         conv = {}
         for m in monitors:
@@ -406,8 +411,6 @@ class Simulator:
                     config=json.loads(json.dumps(cfg, default=str)), circuit=self.circuit.describe(),
                     neurosim_version=__version__)
         trace.begun = True
-
-    _monitor_batch = 1
 
     # -- evaluation -----------------------------------------------------------------------------
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
