@@ -7,6 +7,7 @@ bit-identical traces.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -98,7 +99,7 @@ class Simulator:
     seed : int
         Seeds the simulator's generator (shuffling and any noise).
     progress : bool, optional
-        Show a progress bar over batches (default: when an epoch has more than 50 batches).
+        Show a progress bar over batches (default: on a terminal, for runs of more than 200 batches).
 
     Attributes
     ----------
@@ -341,7 +342,7 @@ class Simulator:
             self.begin_trace(trace, monitors, weight_monitor, scenario=scenario, config=config)
         history = History()
         n_batches = -(-len(data) // batch_size)
-        show = self.progress if self.progress is not None else n_batches * epochs > 200
+        show = self.progress if self.progress is not None else (n_batches * epochs > 200 and sys.stderr.isatty())
         for _ in range(int(epochs)):
             total_loss, correct, count = 0.0, 0, 0
             it: Iterable = enumerate(data.batches(batch_size, rng=self.rng))
