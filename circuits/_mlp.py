@@ -57,13 +57,24 @@ def layer_spec(sizes: Sequence[int], activation: str, loss: str, tau_ms, tau_err
     return LayerSpec(sizes, activation, loss, tau, tau_e, dale)
 
 
-def init_layers(spec: LayerSpec, rng: np.random.Generator, scale: float = 1.0) -> tuple[list, list]:
-    """Weights ``U(-s, s)`` with ``s = scale/sqrt(fan_in)`` and zero biases; Dale-signed if asked."""
+INITS = ("uniform", "gaussian")
+"""Weight distributions of :func:`init_layers`."""
+
+
+def init_layers(spec: LayerSpec, rng: np.random.Generator, scale: float = 1.0,
+                distribution: str = "uniform") -> tuple[list, list]:
+    """Weights with ``s = scale/sqrt(fan_in)`` and zero biases; Dale-signed if asked.
+
+    ``distribution="uniform"`` draws ``U(-s, s)``, ``"gaussian"`` draws ``N(0, s²)``.
+    """
+    if distribution not in INITS:
+        raise ValueError(f"weight distribution={distribution!r} is unknown; choose one of {INITS}")
     weights, biases = [], []
     for l in range(1, spec.depth + 1):
         fan_in = spec.sizes[l - 1]
         s = scale / np.sqrt(fan_in)
-        w = rng.uniform(-s, s, size=(spec.sizes[l], fan_in))
+        shape = (spec.sizes[l], fan_in)
+        w = rng.uniform(-s, s, size=shape) if distribution == "uniform" else rng.normal(0.0, s, size=shape)
         if spec.dale is not None:
             w = dale_initialise(w, presynaptic_split(spec, l - 1).signs(fan_in))
         weights.append(w)

@@ -1,0 +1,100 @@
+"""Direct feedback alignment (Nøkland 2016) as dynamics.
+
+Every hidden error compartment is driven straight from the output error, with no
+layer-to-layer feedback chain:
+``tau_e de_l/dt = -e_l + f'(a_l) ⊙ D_l e_L`` for ``l = 1 .. L-1``, with ``D_l`` of shape
+``(d_l, d_L)`` fixed random (``U(-s, s)`` or ``N(0, s²)``, ``s = feedback_scale / sqrt(d_l)``)
+and ``e_L = -dℓ/da_L`` clamped. The error phase settles in one step at ``dt = tau_e``
+whatever the depth. The learning phase is that of backprop: ``ΔW_l = η e_l r_{l-1}^T``,
+``Δb_l = η e_l``; everything is local.
+
+``feedback="transpose"`` ties ``D_1 = W_2^T``; with one hidden layer DFA is then backprop
+(the exactness check). With more hidden layers no single tied matrix gives backprop's
+``f'``-gated product ``W_{l+1}^T ⋯ W_L^T``, so the option is refused there.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from neurosim.dale import EISplit
+from neurosim.model import Circuit, Tied
+from neurosim.plasticity import SGD
+from neurosim.schedule import Converged, Schedule
+
+from . import _feedback, _mlp
+
+NAME = "direct_feedback_alignment"
+SUMMARY = "direct feedback alignment: each hidden error driven by the output error via fixed random D (Nøkland 2016)"
+FEEDBACK = ("uniform", "gaussian", "transpose")
+
+__all__ = ["NAME", "SUMMARY", "FEEDBACK", "build", "schedule"]
+
+
+def build(sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", *, seed: int = 0,
+          tau_ms: float = 10.0, tau_error_ms: float | None = None, dale: EISplit | float | None = None,
+          weight_scale: float = 1.0, weight_init: str = "uniform", feedback: str = "uniform",
+          feedback_scale: float = 1.0) -> Circuit:
+    """Build the direct-feedback-alignment circuit.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths ``d_0 .. d_L``.
+    activation, loss : str
+        Hidden non-linearity; ``mse`` (linear output) or ``ce`` (softmax).
+    seed : int
+        Seeds the forward weights (as in :mod:`circuits.backprop`), then the feedback.
+    tau_ms, tau_error_ms : float
+        Time constants of the forward and error populations in ms.
+    dale : EISplit or float, optional
+        Excitatory/inhibitory hidden populations; forward weights keep their column signs.
+    weight_scale : float
+    weight_init : {"uniform", "gaussian"}
+    feedback : {"uniform", "gaussian", "transpose"}
+        Fixed random ``D_l``, or ``D_1 = W_2^T`` tied (only with one hidden layer).
+    feedback_scale : float
+        Multiplies ``s = 1/sqrt(d_l)``.
+    """
+    _feedback.check_choice("feedback", feedback, FEEDBACK)
+    spec = _mlp.layer_spec(sizes, activation, loss, tau_ms, tau_error_ms, _feedback.as_split(dale))
+    L = spec.depth
+    if feedback == "transpose" and L != 2:
+        raise ValueError(
+            f"feedback='transpose' needs exactly one hidden layer (sizes of length 3), got sizes={list(spec.sizes)}: "
+            f"with more layers backprop's feedback f'-gated W_(l+1)^T...W_L^T is not one tied matrix; "
+            f"use feedback='uniform' or 'gaussian'"
+        )
+    rng = np.random.default_rng(seed)
+    weights, biases = _mlp.init_layers(spec, rng, weight_scale, weight_init)
+    pops = _mlp.forward_populations(spec, biases) + _mlp.error_populations(spec)
+    projs = _mlp.forward_projections(spec, weights)
+    for l in range(1, L):
+        if feedback == "transpose":
+            d = Tied(f"W{L}", "transpose")
+        else:
+            d = _feedback.random_feedback(feedback, (spec.sizes[l], spec.sizes[L]), spec.sizes[l], rng, feedback_scale)
+        projs.append(_feedback.feedback_projection(f"D{l}", L, l, d))
+    meta = _feedback.layered_meta(spec, seed, feedback=feedback, feedback_scale=feedback_scale,
+                                  weight_init=weight_init)
+    return Circuit(pops, projs, name=NAME, meta=meta)
+
+
+def schedule(circuit: Circuit, *, dt_ms: float | None = None, settle: Converged | None = None,
+             lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0,
+             integrator: str = "euler") -> Schedule:
+    """Phases ``forward`` -> ``backward`` (the direct projections ``D_l``) -> ``learn``.
+
+    Parameters
+    ----------
+    dt_ms : float, optional
+        Integration step in ms (default ``tau_ms``).
+    settle : Converged, optional
+        Stopping rule of both relaxations (default: residual at round-off).
+    lr, momentum, weight_decay : float
+        SGD on every weight and bias (updates averaged over the batch).
+    integrator : str
+    """
+    return _feedback.three_phase_schedule(circuit, dt_ms=dt_ms, settle=settle, integrator=integrator,
+                                          optimizer=SGD(lr=lr, momentum=momentum, weight_decay=weight_decay))
