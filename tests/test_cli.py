@@ -1,0 +1,103 @@
+"""The command line end to end, including a simulation killed with SIGKILL mid-run."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neurosim.cli import main
+from neurosim.trace import load_trace
+
+NEUROSIM = [sys.executable, "-m", "neurosim.cli"]
+
+SCENARIO = textwrap.dedent('''
+    import sys
+    import neurosim as ns
+    from neurosim.circuits import backprop
+
+    CONFIG = {"out": "run.h5", "seed": 0, "backend": "numpy", "dtype": "float64", "epochs": 2, "lr": 0.05}
+
+    def run(config):
+        data = ns.data.teacher_student([5, 7, 3], n_train=48, n_test=16, seed=config["seed"])
+        circuit = backprop.build([5, 7, 3], seed=config["seed"])
+        sim = ns.Simulator(circuit, backprop.schedule(circuit, dt_ms=2.0, lr=config["lr"]), seed=config["seed"],
+                           dtype=config["dtype"])
+        mon = [ns.StateMonitor("x1", "u", batch=[0]), ns.ConvergenceMonitor()]
+        with ns.Trace(config["out"]) as trace:
+            sim.begin_trace(trace, mon, scenario="cli-test", config=config)
+            for epoch in range(config["epochs"]):
+                for b, (x, y) in enumerate(data.train.batches(8)):
+                    sim.run_trial({"x": x, "y": y}, monitors=mon, trace=trace, batch_index=b)
+                    print(sim.trial, flush=True)  # this trial is flushed to disk
+        print("lr", config["lr"], "epochs", config["epochs"])
+''')
+
+
+@pytest.fixture
+def scenario(tmp_path):
+    path = tmp_path / "scn.py"
+    path.write_text(SCENARIO)
+    return path
+
+
+def test_run_inspect_plot_and_set(scenario, tmp_path, capsys):
+    out = tmp_path / "a.h5"
+    assert main(["run", str(scenario), "--out", str(out), "--set", "lr=0.1", "--set", "epochs=1"]) == 0
+    assert "lr 0.1 epochs 1" in capsys.readouterr().out
+    with load_trace(out) as tf:
+        assert len(tf.phases) == 6 * 3
+        assert tf.attrs["scenario"] == "cli-test"
+    assert main(["inspect", str(out), "--list"]) == 0
+    text = capsys.readouterr().out
+    assert "forward" in text and "backward" in text and "/traces/x1/u" in text
+    for what in ("traces", "convergence", "phases"):
+        png = tmp_path / f"{what}.png"
+        assert main(["plot", str(out), "--what", what, "-o", str(png)]) == 0
+        assert png.stat().st_size > 1000
+
+
+def test_bad_input_is_reported_not_raised(scenario, tmp_path, capsys):
+    assert main(["run", str(scenario), "--set", "nonsense=1"]) == 2
+    assert "the scenario has no setting 'nonsense'" in capsys.readouterr().err
+    assert main(["check", "no_such_circuit"]) == 2
+    assert "circuit 'no_such_circuit' is unknown" in capsys.readouterr().err
+    assert main(["check", "backprop", "--set", "bogus=3"]) == 2
+    assert "option bogus=3 is not a parameter" in capsys.readouterr().err
+    assert main(["inspect", str(tmp_path / "missing.h5")]) == 2
+
+
+def test_circuits_lists_backprop(capsys):
+    assert main(["circuits"]) == 0
+    assert "backprop" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+def test_simulation_killed_mid_run_keeps_every_finished_trial(scenario, tmp_path):
+    out = tmp_path / "killed.h5"
+    proc = subprocess.Popen(NEUROSIM + ["run", str(scenario), "--out", str(out), "--set", "epochs=100000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    finished = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(finished) < 8 and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                pytest.fail(f"scenario exited early: {proc.stderr.read()}")
+            finished.append(int(line))
+        # inspect works while the file is being written
+        live = subprocess.run(NEUROSIM + ["inspect", str(out)], capture_output=True, text=True, timeout=60)
+        assert live.returncode == 0 and "forward" in live.stdout, live.stderr
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with load_trace(out) as tf:
+        trials = set(tf.phases["trial"].tolist())
+        assert set(range(finished[-1])) <= trials  # trials 0..n-1 were reported finished
+        t, rows, values = tf.state("x1", "u")
+        assert set(tf.phases["trial"][rows].tolist()) >= set(range(finished[-1]))
+        assert np.all(np.isfinite(values))
