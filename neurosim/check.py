@@ -15,7 +15,7 @@ import numpy as np
 from .analysis import angle_deg, backprop_reference, relative_error
 from .simulate import Simulator
 
-__all__ = ["CheckReport", "run_check", "split_options", "random_batch"]
+__all__ = ["CheckReport", "run_check", "split_options", "random_batch", "layer_parameters"]
 
 
 @dataclass
@@ -68,6 +68,17 @@ def split_options(module, options: Mapping[str, Any]) -> tuple[dict, dict]:
     return b, s
 
 
+def layer_parameters(module, circuit, layer: int) -> tuple[str, str]:
+    """``(weight projection, bias population)`` of layer ``layer`` (1..L) of a circuit.
+
+    The default is the layered naming (``W{l}``, biases on ``x{l}``); a circuit module that
+    names its parameters differently defines ``layer_parameters(circuit, layer)`` returning
+    the same pair.
+    """
+    hook = getattr(module, "layer_parameters", None)
+    return hook(circuit, layer) if hook is not None else (f"W{layer}", f"x{layer}")
+
+
 def random_batch(sizes: Sequence[int], batch: int, loss: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Inputs ``N(0, 1)`` and targets (Gaussian for MSE, one-hot for CE)."""
     x = rng.normal(size=(batch, sizes[0]))
@@ -102,28 +113,50 @@ def run_check(circuit_name: str, *, sizes: Sequence[int] = (20, 30, 10), activat
     L = len(sizes) - 1
     rng = np.random.default_rng(seed + 1)
     x, y = random_batch(sizes, batch, loss, rng)
-    weights = [sim.effective_weights(f"W{l}").astype(np.float64) for l in range(1, L + 1)]
-    biases = [sim.host_biases()[f"x{l}"].astype(np.float64) for l in range(1, L + 1)]
+    params = [layer_parameters(module, circuit, l) for l in range(1, L + 1)]
+    weights = [sim.effective_weights(w).astype(np.float64) for w, _ in params]
+    biases = [sim.host_biases()[b].astype(np.float64) for _, b in params]
     arrays: dict[str, np.ndarray] = {"x": x, "y": y}
     for l in range(1, L + 1):
         arrays[f"W{l}"] = weights[l - 1]
         arrays[f"b{l}"] = biases[l - 1]
-        if f"B{l}" in circuit.projection_names:
-            arrays[f"B{l}"] = sim.effective_weights(f"B{l}")
+    for p in circuit.projections:  # B_l, and any other feedback (direct D_l, skip R_k_l)
+        if p.pathway == "feedback":
+            arrays[p.name] = sim.effective_weights(p.name)
+    chain = {f"W{l}" for l in range(1, L + 1)}
+    extra = [p.name for p in circuit.projections if p.pathway == "feedforward" and p.plastic and p.name not in chain]
+    before = {k: v.astype(np.float64) for k, v in sim.host_weights().items()}
     result = sim.run_trial({"x": x, "y": y}, learn=True)
-    ref_dW, ref_db = backprop_reference(weights, biases, x, y, activation, loss)
+    if extra:  # skip connections: backprop through every feedforward projection
+        from .alignment import layered_backprop
+
+        ref_all, ref_b = layered_backprop(circuit, before, {f"x{l}": b for l, b in enumerate(biases, 1)}, x, y)
+        ref_dW = [ref_all[f"W{l}"] for l in range(1, L + 1)]
+        ref_db = [ref_b[f"x{l}"] for l in range(1, L + 1)]
+    else:
+        ref_dW, ref_db = backprop_reference(weights, biases, x, y, activation, loss)
     report = CheckReport(circuit_name, {"sizes": ",".join(map(str, sizes)), "activation": activation, "loss": loss,
                                         "batch": batch, "seed": seed, "dtype": dtype, "backend": sim.backend.name,
                                         **{k: v for k, v in (options or {}).items()}})
     for l in range(1, L + 1):
-        dW = np.asarray(result.updates.get(f"W{l}", np.zeros_like(weights[l - 1])), dtype=np.float64)
-        db = np.asarray(result.bias_updates.get(f"x{l}", np.zeros_like(biases[l - 1])), dtype=np.float64)
+        w_name, b_name = params[l - 1]
+        dW = np.asarray(result.updates.get(w_name, np.zeros_like(weights[l - 1])), dtype=np.float64)
+        db = np.asarray(result.bias_updates.get(b_name, np.zeros_like(biases[l - 1])), dtype=np.float64)
         arrays[f"dW{l}"] = dW
         arrays[f"db{l}"] = db
         report.layers.append({
             "layer": l, "shape": list(dW.shape),
             "dW_rel_error": relative_error(dW, ref_dW[l - 1]), "dW_angle_deg": angle_deg(dW, ref_dW[l - 1]),
             "db_rel_error": relative_error(db, ref_db[l - 1]), "db_angle_deg": angle_deg(db, ref_db[l - 1]),
+        })
+    for name in extra:
+        dW = np.asarray(result.updates.get(name, np.zeros_like(before[name])), dtype=np.float64)
+        arrays[name] = before[name]
+        arrays[f"d{name}"] = dW
+        report.layers.append({
+            "layer": name, "shape": list(dW.shape),
+            "dW_rel_error": relative_error(dW, ref_all[name]), "dW_angle_deg": angle_deg(dW, ref_all[name]),
+            "db_rel_error": 0.0, "db_angle_deg": float("nan"),
         })
     report.phase_log = sim.log.summary(tail=len(result.records))
     report.arrays = arrays
