@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, Union
 
 from .integrate import FixedStepIntegrator, get_integrator
 from .integrate.base import StabilityError
@@ -209,6 +209,13 @@ class Learn:
         Compute the updates from the current state but apply them only after the next
         relaxation phase has run (weight and state updates of one step applied
         simultaneously, as Z-IL requires, ALGORITHMS.md §3.3).
+    after : callable or sequence of callables
+        Hooks called as ``hook(simulator)`` right after this phase's updates have been applied
+        (not when a trial runs with ``apply_updates=False``), in order. A hook may read and
+        replace ``simulator.weights[name]`` (e.g. a stability check that repairs a feedback
+        matrix, or feedback derived in closed form from the new weights). A hook with an
+        ``epoch_metrics()`` method has its dict added to the per-epoch metrics of
+        :meth:`Simulator.train`; one with a ``describe()`` method is listed in summaries.
     """
 
     rules: Mapping[str, Rule]
@@ -217,8 +224,16 @@ class Learn:
     per_parameter: Mapping[str, SGD] = field(default_factory=dict)
     name: str = "learn"
     defer: bool = False
+    after: Callable[[Any], None] | Sequence[Callable[[Any], None]] = ()
     training = True
     dt_ms = 0.0
+
+    def __post_init__(self) -> None:
+        hooks = (self.after,) if callable(self.after) else tuple(self.after)
+        for h in hooks:
+            if not callable(h):
+                raise ScheduleError(f"Learn {self.name!r}: after={h!r} is not callable; pass hook(simulator) functions")
+        object.__setattr__(self, "after", hooks)
 
     def optimizer_for(self, key: str) -> SGD:
         return self.per_parameter.get(key, self.optimizer)
@@ -247,8 +262,17 @@ class Learn:
             "optimizer": self.optimizer.describe(),
             "per_parameter": {k: v.describe() for k, v in self.per_parameter.items()},
             "defer": self.defer,
+            "after": [_describe_hook(h) for h in self.after],
             "training": True,
         }
+
+
+def _describe_hook(hook: Callable) -> str:
+    """One-line description of a :class:`Learn` hook (its ``describe()`` or its name)."""
+    describe = getattr(hook, "describe", None)
+    if callable(describe):
+        return str(describe())
+    return getattr(hook, "__qualname__", None) or type(hook).__name__
 
 
 @dataclass(frozen=True, eq=False)
@@ -319,6 +343,8 @@ class Schedule:
                     lines.append(f"       Δ{k} = {v}")
                 for k, v in d["bias_rules"].items():
                     lines.append(f"       Δb[{k}] = {v}")
+                for h in d["after"]:
+                    lines.append(f"       then: {h}")
                 continue
             stop = d["until"] or "fixed duration"
             lines.append(

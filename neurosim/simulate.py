@@ -307,6 +307,8 @@ class Simulator:
             for name, d in bias_deltas.items():
                 key = f"bias:{name}"
                 self.biases[name] = self.optimizer_state.apply(phase.optimizer_for(key), key, self.biases[name], d, bsz)
+            for hook in getattr(phase, "after", ()):
+                hook(self)
 
     # -- epochs ---------------------------------------------------------------------------------
     def train(self, data, *, epochs: int = 1, batch_size: int = 32, monitors: Sequence = (), trace=None,
@@ -359,6 +361,8 @@ class Simulator:
             if test is not None:
                 ev = self.evaluate(test)
                 values.update({"test_loss": ev["loss"], "test_accuracy": ev["accuracy"]})
+            for hook in self._hooks_with_metrics():
+                values.update(hook.epoch_metrics())
             if metrics is not None:
                 values.update(metrics(self, self.epoch))
             history.append(values)
@@ -370,6 +374,15 @@ class Simulator:
                 trace.end_trial()
             self.epoch += 1
         return history
+
+    def _hooks_with_metrics(self) -> list:
+        """Learn hooks that report per-epoch metrics (``epoch_metrics()``), each once."""
+        hooks: list = []
+        for phase in self.schedule.phases:
+            for h in getattr(phase, "after", ()):
+                if callable(getattr(h, "epoch_metrics", None)) and not any(h is k for k in hooks):
+                    hooks.append(h)
+        return hooks
 
     def _monitored_weights(self, wm: WeightMonitor | None) -> list[str]:
         if wm is None:

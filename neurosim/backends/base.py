@@ -102,7 +102,7 @@ class Backend:
 
     # -- relaxation -----------------------------------------------------------------------
     def relax(self, field, phase, y0: dict, t0_ms: float, *, sample_populations: tuple = (),
-              sample_every: int = 0) -> RelaxResult:
+              sample_every: int = 0, plasticity=None) -> RelaxResult:
         """Integrate ``field`` from state ``y0`` for one phase.
 
         Parameters
@@ -117,6 +117,10 @@ class Backend:
             Populations whose state is sampled for monitors.
         sample_every : int
             Sample every this many steps (0: never).
+        plasticity : OnlineAccumulator, optional
+            Observes the full state (integrated, instantaneous and held populations) before
+            every step (:mod:`neurosim.online`). The simulator runs such phases on this
+            generic loop on every backend.
         """
         xp = self.xp
         integ = get_integrator(phase.integrator)
@@ -134,6 +138,8 @@ class Backend:
         t = t0_ms
         steps = 0
         for k in range(phase.max_steps):
+            if plasticity is not None:
+                plasticity.observe(field.complete(y))
             y_new = integ.step(field, t, y, dt)
             t = t0_ms + (k + 1) * dt
             steps = k + 1
