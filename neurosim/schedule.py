@@ -15,6 +15,7 @@ from .integrate import FixedStepIntegrator, get_integrator
 from .integrate.base import StabilityError
 from .losses import get_loss
 from .model import Circuit, PATHWAYS
+from .online import OnlinePlasticity
 from .plasticity import SGD, Rule
 from .sources import Source, as_source
 from .units import positive_ms
@@ -90,6 +91,10 @@ class Phase:
         Only run when learning (skipped by evaluation), e.g. the error phase.
     record_every : int
         Record the residual every this many steps (the convergence log).
+    plasticity : OnlinePlasticity, optional
+        Local rules applied at every integration step, gated by local variables
+        (:mod:`neurosim.online`); their summed update is applied when the phase ends. Such a
+        phase always runs on the generic reference loop.
     """
 
     name: str
@@ -103,6 +108,7 @@ class Phase:
     until: Converged | None = None
     integrator: str | FixedStepIntegrator = "euler"
     training: bool = False
+    plasticity: OnlinePlasticity | None = None
 
     def __post_init__(self) -> None:
         owner = f"Phase {self.name!r}"
@@ -120,6 +126,8 @@ class Phase:
         overlap = set(self.clamp) & set(self.evolve)
         if overlap:
             raise ScheduleError(f"{owner}: populations {sorted(overlap)} are both clamped and evolved; pick one")
+        if self.plasticity is not None and not isinstance(self.plasticity, OnlinePlasticity):
+            raise ScheduleError(f"{owner}: plasticity={self.plasticity!r} must be an OnlinePlasticity (neurosim.online)")
 
     @property
     def max_steps(self) -> int:
@@ -160,6 +168,8 @@ class Phase:
                     f"{owner}: projections names unknown projection {p!r}; known: {sorted(names)} "
                     f"(or use 'all', 'feedforward', 'feedback')"
                 )
+        if self.plasticity is not None:
+            self.plasticity.validate(circuit, owner)
         rate = self.fastest_rate(circuit)
         try:
             get_integrator(self.integrator).check_dt(self.dt_ms, rate, owner)
@@ -189,6 +199,7 @@ class Phase:
             "until": None if self.until is None else self.until.describe(),
             "integrator": self.integrator_name,
             "training": self.training,
+            "plasticity": None if self.plasticity is None else self.plasticity.describe(),
         }
 
 
@@ -356,6 +367,15 @@ class Schedule:
             for key in ("clamp", "inputs", "init"):
                 if d[key]:
                     lines.append(f"       {key}: " + ", ".join(f"{k} <- {v}" for k, v in d[key].items()))
+            if d["plasticity"]:
+                pl = d["plasticity"]
+                lines.append(f"       plasticity at every step with {pl['optimizer']}, applied at the phase end")
+                for k, v in pl["gates"].items():
+                    lines.append(f"       gate on {k}: {v}")
+                for k, v in pl["rules"].items():
+                    lines.append(f"       Δ{k} = {v}")
+                for k, v in pl["bias_rules"].items():
+                    lines.append(f"       Δb[{k}] = {v}")
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -6,6 +6,7 @@ bit-identical traces.
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -20,6 +21,7 @@ from .dale import project_signs
 from .dynamics import PhaseField, StateView, effective_weights
 from .losses import get_loss
 from .model import Circuit
+from .online import OnlineAccumulator
 from .monitors import ConvergenceMonitor, PhaseLog, PhaseRecord, StateMonitor, WeightMonitor
 from .plasticity import OptimizerState, SynapseView
 from .schedule import Learn, Phase, Schedule
@@ -54,6 +56,9 @@ class TrialResult:
         Loss summed over the batch at that point.
     state : dict population -> ndarray (B, n)
         Final states (host arrays).
+    gates : dict phase -> dict population -> ndarray (B,)
+        For phases with online plasticity (:mod:`neurosim.online`): the step at which each
+        sample's gate opened (``-1``: never).
     """
 
     records: list
@@ -62,6 +67,7 @@ class TrialResult:
     output: np.ndarray
     loss: float
     state: dict
+    gates: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -178,6 +184,7 @@ class Simulator:
         bias_updates: dict = {}
         output = None
         pending: list = []
+        gates: dict = {}
         state_mons = [m for m in monitors if isinstance(m, StateMonitor)]
         conv_mons = [m for m in monitors if isinstance(m, ConvergenceMonitor)]
         try:
@@ -199,7 +206,8 @@ class Simulator:
                                       time.perf_counter() - wall0)
                     self._record(rec, records, trace)
                     continue
-                result = self._relax(phase, state, data, t_ms, state_mons, wall0, epoch, batch_index, records, trace)
+                result, online = self._relax(phase, state, data, t_ms, state_mons, wall0, epoch, batch_index, records,
+                                             trace)
                 row = self._record(
                     PhaseRecord(self.trial, epoch, batch_index, phase.name, t_ms, result.t_end_ms, result.steps,
                                 result.converged, result.residual, time.perf_counter() - wall0, result.status),
@@ -208,6 +216,12 @@ class Simulator:
                 self._store_monitors(phase, result, row, state_mons, conv_mons, trace)
                 state.update(result.state)
                 t_ms = result.t_end_ms
+                if online is not None:
+                    _accumulate(updates, online.deltas, self.backend)
+                    _accumulate(bias_updates, online.bias_deltas, self.backend)
+                    gates[phase.name] = online.opened_at
+                    if apply_updates:
+                        pending.append((phase.plasticity, online.deltas, online.bias_deltas))
                 self._apply_pending(pending, bsz)
             self._apply_pending(pending, bsz)
         finally:
@@ -218,7 +232,7 @@ class Simulator:
         loss = self._loss.value(output, self.backend.to_host(data["y"])) if "y" in data else float("nan")
         self.trial += 1
         return TrialResult(records, updates, bias_updates, output, loss,
-                           {k: self.backend.to_host(v) for k, v in state.items()})
+                           {k: self.backend.to_host(v) for k, v in state.items()}, gates)
 
     def _batch_size(self, data: Mapping[str, Any]) -> int:
         sizes = {k: v.shape[0] for k, v in data.items()}
@@ -241,6 +255,7 @@ class Simulator:
         view = StateView(self.circuit, state)
         shape = lambda n: (next(iter(state.values())).shape[0], self.circuit.population(n).size)  # noqa: E731
         xp, dt = self.backend.xp, self.dtype
+        previous = {} if phase.plasticity is None else {p: state[p] for p in phase.plasticity.gates}
         for name, src in phase.init.items():
             state[name] = xp.asarray(src.evaluate(view, data, xp, dt, shape(name)), dtype=dt)
         for name, src in phase.clamp.items():
@@ -249,9 +264,15 @@ class Simulator:
         field = PhaseField(self.circuit, phase, self.weights, self.biases, state, inputs, xp)
         sample_pops = tuple(sorted({m.population for m in state_mons}))
         every = min((m.steps_between(phase.dt_ms) for m in state_mons), default=0)
+        online = None
+        relax = self.backend.relax
+        if phase.plasticity is not None:  # per-step plasticity runs on the generic reference loop
+            online = OnlineAccumulator(phase.plasticity, self.circuit, previous, field.frozen, xp)
+            relax = functools.partial(Backend.relax, self.backend, plasticity=online)
         try:
-            return self.backend.relax(field, phase, {n: state[n] for n in field.integrated}, t_ms,
-                                      sample_populations=sample_pops, sample_every=every)
+            result = relax(field, phase, {n: state[n] for n in field.integrated}, t_ms,
+                           sample_populations=sample_pops, sample_every=every)
+            return result, online
         except Diverged as err:
             rec = PhaseRecord(self.trial, epoch, batch_index, phase.name, t_ms, err.time_ms, err.step, False,
                               float("nan"), time.perf_counter() - wall0, "diverged")
