@@ -62,6 +62,14 @@ def _dleaky_relu(a, slope=0.1):
     return np.where(a > 0, 1.0, slope).astype(a.dtype)
 
 
+def _leaky_relu_inverse(z, slope=0.1):
+    return np.where(z > 0, z, z / slope)
+
+
+def _dleaky_relu_inverse(z, slope=0.1):
+    return np.where(z > 0, 1.0, 1.0 / slope).astype(z.dtype)
+
+
 def _identity(a):
     return a
 
@@ -76,6 +84,8 @@ ACTIVATIONS: dict[str, Activation] = {
     "sigmoid": Activation("sigmoid", _sigmoid, _dsigmoid),
     "relu": Activation("relu", _relu, _drelu),
     "leaky_relu": Activation("leaky_relu", _leaky_relu, _dleaky_relu),
+    # the inverse of leaky_relu (slope 0.1): maps a rate back to its pre-activation (target propagation)
+    "leaky_relu_inverse": Activation("leaky_relu_inverse", _leaky_relu_inverse, _dleaky_relu_inverse),
 }
 
 

@@ -32,7 +32,7 @@ __all__ = ["Population", "Projection", "Tied", "Circuit", "CircuitError", "SIGNA
 SIGNALS = ("r", "u", "df")
 """Presynaptic signals a projection can read: rate f(u), state u, slope f'(u)."""
 PATHWAYS = ("feedforward", "feedback")
-TRANSFORMS = ("identity", "transpose", "neg", "neg_transpose", "sign_transpose")
+TRANSFORMS = ("identity", "transpose", "neg", "neg_transpose", "sign_transpose", "inverse")
 
 
 class CircuitError(ValueError):
@@ -137,7 +137,9 @@ class Tied:
     source : str
         Name of the projection whose weights are read.
     transform : str
-        ``identity``, ``transpose``, ``neg``, ``neg_transpose`` or ``sign_transpose``.
+        ``identity``, ``transpose``, ``neg``, ``neg_transpose``, ``sign_transpose`` or
+        ``inverse`` (the exact matrix inverse of a square source, recomputed from its current
+        weights whenever the tied matrix is used: the perfect inverse model of target propagation).
     scale : float
         Multiplies the transformed matrix (e.g. ``1/sqrt(fan_in)`` for sign symmetry).
     magnitude : array, optional
@@ -172,6 +174,8 @@ class Tied:
             out = -w
         elif t == "neg_transpose":
             out = -w.T
+        elif t == "inverse":
+            out = _array_module(w).linalg.inv(w)
         else:
             xp = _array_module(w)
             out = xp.sign(w).T
@@ -408,6 +412,13 @@ class Circuit:
                     src = proj_by_name[src].weights.source
             pre, post = by_name[proj.pre], by_name[proj.post]
             shape = self.weight_shape(proj)
+            if proj.tied and proj.weights.transform == "inverse":
+                src_shape = self.weight_shape(proj_by_name[proj.weights.source])
+                if src_shape[0] != src_shape[1]:
+                    raise CircuitError(
+                        f"{owner}: Tied(transform='inverse') needs a square source, but {proj.weights.source!r} "
+                        f"has shape {src_shape}; tie to a square projection (equal pre and post sizes)"
+                    )
             if proj.tied and proj.weights.magnitude is not None and proj.weights.magnitude.shape != shape:
                 raise CircuitError(f"{owner}: Tied.magnitude has shape {proj.weights.magnitude.shape}, expected {shape}")
             if shape != (post.size, pre.size):

@@ -37,14 +37,24 @@ class SynapseView:
         The projection's pre- and postsynaptic populations (``pre=None`` for a bias rule).
     modulator : float, optional
         A global scalar (neuromodulator) broadcast to every synapse.
+    weights : array (n_post, n_pre), optional
+        The projection's own current weights (a synapse may read its own strength); ``None``
+        for a bias rule. Regularisers (:mod:`neurosim.regularisers`) read them.
     """
 
-    def __init__(self, circuit, state, pre: str | None, post: str, modulator: float | None = None):
+    def __init__(self, circuit, state, pre: str | None, post: str, modulator: float | None = None,
+                 weights: Any = None):
         self._circuit = circuit
         self._state = state
         self._pre = pre
         self._post = post
         self.modulator = modulator
+        self.weights = weights
+
+    @property
+    def batch_size(self) -> int:
+        """Number of samples ``B`` in the batch the rule sums over."""
+        return int(self._state.signal(self._post, "u").shape[0])
 
     def _read(self, side: str, population: str, signal: str):
         anchor = self._pre if side == "pre" else self._post

@@ -250,6 +250,12 @@ class Simulator:
             return trace.log_phase(**rec.as_dict())
         return len(self.log) - 1
 
+    def _evaluate(self, src, view: StateView, data: dict, shape: tuple[int, int]):
+        """A source's value (B, n) in the working dtype; random sources draw from the simulator's generator."""
+        kw = {"rng": self.rng} if getattr(src, "random", False) else {}
+        return self.backend.xp.asarray(src.evaluate(view, data, self.backend.xp, self.dtype, shape, **kw),
+                                       dtype=self.dtype)
+
     def _relax(self, phase: Phase, state: dict, data: dict, t_ms: float, state_mons, wall0, epoch, batch_index,
                records, trace):
         view = StateView(self.circuit, state)
@@ -257,10 +263,10 @@ class Simulator:
         xp, dt = self.backend.xp, self.dtype
         previous = {} if phase.plasticity is None else {p: state[p] for p in phase.plasticity.gates}
         for name, src in phase.init.items():
-            state[name] = xp.asarray(src.evaluate(view, data, xp, dt, shape(name)), dtype=dt)
+            state[name] = self._evaluate(src, view, data, shape(name))
         for name, src in phase.clamp.items():
-            state[name] = xp.asarray(src.evaluate(view, data, xp, dt, shape(name)), dtype=dt)
-        inputs = {n: xp.asarray(s.evaluate(view, data, xp, dt, shape(n)), dtype=dt) for n, s in phase.inputs.items()}
+            state[name] = self._evaluate(src, view, data, shape(name))
+        inputs = {n: self._evaluate(s, view, data, shape(n)) for n, s in phase.inputs.items()}
         field = PhaseField(self.circuit, phase, self.weights, self.biases, state, inputs, xp)
         sample_pops = tuple(sorted({m.population for m in state_mons}))
         every = min((m.steps_between(phase.dt_ms) for m in state_mons), default=0)
@@ -311,7 +317,7 @@ class Simulator:
         deltas = {}
         for name, rule in phase.rules.items():
             proj = self.circuit.projection(name)
-            deltas[name] = rule.delta(SynapseView(self.circuit, view, proj.pre, proj.post))
+            deltas[name] = rule.delta(SynapseView(self.circuit, view, proj.pre, proj.post, weights=self.weights[name]))
         bias_deltas = {name: rule.delta(SynapseView(self.circuit, view, None, name))
                        for name, rule in phase.bias_rules.items()}
         return deltas, bias_deltas

@@ -6,17 +6,23 @@ current state. Each source describes itself for schedule summaries and traces.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
 from .losses import get_loss
 
-__all__ = ["Source", "Data", "Zero", "Constant", "StateOf", "OutputError", "as_source"]
+__all__ = ["Source", "Data", "Zero", "Constant", "StateOf", "OutputError", "GaussianNoise", "as_source"]
 
 
 class Source:
-    """Base class: ``evaluate(state, data, xp, dtype, shape) -> array (B, n)``."""
+    """Base class: ``evaluate(state, data, xp, dtype, shape) -> array (B, n)``.
+
+    A source with ``random = True`` also receives ``rng``, the simulator's one seeded
+    ``numpy.random.Generator``, as a keyword argument.
+    """
+
+    random: ClassVar[bool] = False
 
     def evaluate(self, state: Mapping[str, Any], data: Mapping[str, Any], xp: Any, dtype: Any, shape: tuple[int, int]):
         raise NotImplementedError
@@ -133,6 +139,32 @@ class OutputError(Source):
 
     def data_keys(self):
         return (self.target,)
+
+
+@dataclass(frozen=True)
+class GaussianNoise(Source):
+    """Independent noise ``sigma * N(0, 1)`` per sample and unit, drawn from the simulator's generator.
+
+    Parameters
+    ----------
+    sigma : float
+        Standard deviation (>= 0), in the units of the population's state.
+    """
+
+    sigma: float = 1.0
+    random: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.sigma) and self.sigma >= 0):
+            raise ValueError(f"GaussianNoise.sigma={self.sigma!r} must be finite and >= 0")
+
+    def evaluate(self, state, data, xp, dtype, shape, rng: np.random.Generator | None = None):
+        if rng is None:
+            raise ValueError("GaussianNoise needs the simulator's generator: evaluate(..., rng=numpy.random.Generator)")
+        return xp.asarray(self.sigma * rng.standard_normal(shape), dtype=dtype)
+
+    def describe(self) -> str:
+        return f"{self.sigma:g}*N(0,1)"
 
 
 def as_source(value: Any) -> Source:
