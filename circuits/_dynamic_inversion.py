@@ -275,7 +275,7 @@ def loop_parts(loop: LoopSpec, sizes: Sequence[int], alpha: float, tau_ms: float
 def output_error_phase(spec: _mlp.LayerSpec, dt_ms: float) -> Phase:
     """Clamp ``e_L = -dℓ/da_L`` (one step; training only)."""
     L = spec.depth
-    return Phase("output_error", evolve=[], clamp={f"e{L}": OutputError(f"x{L}", spec.loss, "y")}, dt_ms=dt_ms,
+    return Phase("output_error", evolve=[], projections=[], clamp={f"e{L}": OutputError(f"x{L}", spec.loss, "y")}, dt_ms=dt_ms,
                  max_ms=dt_ms, until=Converged(), training=True)
 
 
@@ -490,4 +490,41 @@ def loop_schedule(circuit, *, dt_ms, settle, loop_dt_ms, loop_integrator, loop_m
     guard = loop_guard(loops, spec.sizes, alphas, tau_loop, dt_ms=loop_dt, integrator=loop_integrator, repair=repair,
                        margin=float(m["repair_margin"]), ssa=m["ssa"], log=build_log(circuit), every=check_every)
     phases.append(learn_with(spec, SGD(lr=lr, momentum=momentum, weight_decay=weight_decay), [guard]))
+    return Schedule(circuit, phases, readout=f"x{spec.depth}", loss=spec.loss)
+
+
+def chain_projections(spec: _mlp.LayerSpec, feedback: Mapping[int, np.ndarray], prefix: str) -> list[Projection]:
+    """Fixed feedback ``{prefix}{l}: e_l -> e_{l-1}`` (shape ``(d_{l-1}, d_l)``, gain ``x_{l-1}``), ``l = 2..L``."""
+    return [Projection(f"{prefix}{l}", f"e{l}", f"e{l - 1}", feedback[l], pathway="feedback", signal="u",
+                       gain=f"x{l - 1}") for l in range(2, spec.depth + 1)]
+
+
+def build_chain_circuit(name: str, spec: _mlp.LayerSpec, w_list: Sequence[np.ndarray], biases, *,
+                        feedback: Mapping[int, np.ndarray], prefix: str, stored: Mapping[int, np.ndarray] | None = None,
+                        meta: Mapping[str, Any]):
+    """Forward layers, instantaneous error compartments and one fixed feedback matrix per layer.
+
+    ``stored`` adds the loop feedback ``B{l}`` as projections that no phase switches on
+    (they hold ``B`` for the closed form and for ``--dump``).
+    """
+    from neurosim.model import Circuit
+
+    pops = _mlp.forward_populations(spec, biases) + error_populations(spec)
+    projs = _mlp.forward_projections(spec, w_list) + chain_projections(spec, feedback, prefix)
+    for l, b in (stored or {}).items():
+        projs.append(Projection(f"B{l}", f"e{l}", f"e{l - 1}", b, pathway="feedback", signal="u"))
+    return Circuit(pops, projs, name=name, meta={"sizes": list(spec.sizes), "activation": spec.activation,
+                                                  "loss": spec.loss, "dale": None, **meta})
+
+
+def chain_schedule(circuit, prefix: str, *, dt_ms, settle, lr, momentum, weight_decay, after: Sequence[Callable]):
+    """``forward -> backward (closed-form chain, one step) -> learn`` with after-update hooks."""
+    from neurosim.schedule import Schedule
+
+    m = circuit.meta
+    spec = _mlp.layer_spec(m["sizes"], m["activation"], m["loss"], circuit.population("x0").tau_ms)
+    dt = spec.tau_ms if dt_ms is None else positive_ms(dt_ms, "dt_ms")
+    phases = [_mlp.forward_phase(spec, dt, settle or _mlp.default_settle()),
+              chain_phase(spec, [f"{prefix}{l}" for l in range(2, spec.depth + 1)], dt),
+              learn_with(spec, SGD(lr=lr, momentum=momentum, weight_decay=weight_decay), after)]
     return Schedule(circuit, phases, readout=f"x{spec.depth}", loss=spec.loss)
