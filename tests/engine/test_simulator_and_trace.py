@@ -18,6 +18,7 @@ def _unstable_circuit():
     return circuit, ns.Schedule(circuit, [phase], readout="a")
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 def test_nan_stops_the_run_names_where_and_keeps_finished_trials(tmp_path):
     circuit, schedule = _unstable_circuit()
     sim = ns.Simulator(circuit, schedule)
