@@ -1,0 +1,471 @@
+"""The relaxation loop of a GPU backend: state on the device, no host round trip per step.
+
+:func:`relax_on_device` runs one phase the way
+:meth:`neurosim.backends.base.Backend.relax` does (same steps, same residuals, same stopping
+rule, same samples), but keeps everything on the device:
+
+* the state of every integrated population lives in a device buffer updated in place;
+* each step launches, in stream order, the matrix products of the drives (cuBLAS) and one fused
+  kernel per population (drive assembly, integrator update, rate/slope for the next step,
+  residual maxima), then one single-thread kernel (:meth:`converge`) that writes the residuals
+  of the step into a device history and decides, in a device control word, whether the phase
+  has converged, diverged (NaN/Inf) or used up ``max_steps``;
+* once the control word says stop, every later kernel of the phase returns without writing
+  (predication), so steps queued past the stop change nothing: the state, the step count and
+  the residual history are those of the step at which the reference loop stops;
+* the host polls the control word without blocking (an asynchronous copy into pinned memory
+  and an event after each step or each replayed graph) and stops queueing work once it sees
+  the stop; it never queues more than ``max_ahead`` unfinished polls. The only blocking
+  transfers of a phase are at its end: the control word, the residual history and the samples.
+
+Fused kernels cover the ``euler`` and ``exponential_euler`` integrators and the activations of
+:data:`~neurosim.backends._cupy_kernels.ACTIVATION_CODES`; other phases (``rk4``, custom
+integrators or activations) run the integrator's own array code on the device, followed by a
+fused commit-and-residual kernel, with the same predication and polling.
+
+Diagonal projections (e.g. the ``±π I`` wiring of predictive-coding error neurons) are detected
+from the weights of the phase and applied element-wise instead of through a matrix product.
+
+A *runtime* supplies the array module, the kernels and the stream operations:
+:class:`HostRuntime` (here) runs everything with numpy on the CPU and can delay the visibility of
+the control word to emulate a device running behind the host;
+``neurosim.backends.cupy_backend.CupyRuntime`` runs on a CUDA GPU.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field as dc_field
+from functools import partial
+from typing import Any, Callable
+
+import numpy as np
+
+from ..activations import ACTIVATIONS, get_activation
+from ..dynamics import StateView
+from ..integrate import ExponentialEuler, Euler, get_integrator
+from ._cupy_kernels import (CTL_CONVERGED, CTL_DIVERGED, CTL_FIELDS, CTL_RUNNING, MODE_COMMIT, MODE_EULER, MODE_EXP,
+                            MODE_EXP_NOLEAK, HostKernels, fused_activation)
+from .base import Diverged, RelaxResult
+
+__all__ = ["HostRuntime", "LoopOptions", "relax_on_device"]
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    """How the device loop queues work.
+
+    Parameters
+    ----------
+    max_ahead : int
+        Most polls of the control word the host may leave unfinished while it queues further
+        steps (>= 1). Bounds the steps computed (and discarded) after a stop.
+    graph_steps : int
+        Steps per captured CUDA graph (0: never capture). Graphs replace a step's kernel
+        launches by one graph launch; used for fused phases without state samples.
+    eager_steps : int
+        Steps run eagerly before a phase switches to graph replays, so that short phases
+        (a few steps to convergence) pay neither the capture nor a graph's overshoot.
+    """
+
+    max_ahead: int = 4
+    graph_steps: int = 8
+    eager_steps: int = 32
+
+    def __post_init__(self) -> None:
+        if int(self.max_ahead) < 1:
+            raise ValueError(f"max_ahead={self.max_ahead!r} must be >= 1")
+        if int(self.graph_steps) < 0:
+            raise ValueError(f"graph_steps={self.graph_steps!r} must be >= 0 (0 disables CUDA graphs)")
+        if int(self.eager_steps) < 0:
+            raise ValueError(f"eager_steps={self.eager_steps!r} must be >= 0")
+
+
+# -- the CPU runtime -------------------------------------------------------------------------------
+
+class HostRuntime:
+    """numpy twin of the device runtime: the same loop and kernels, run on the CPU.
+
+    Parameters
+    ----------
+    dtype : {"float64", "float32"}
+    lag : int
+        Polls of the control word stay invisible to the host until ``lag`` later polls have
+        been queued (or the host waits for them): the host then queues steps past a stop, as
+        it does when a GPU runs behind it, and predication must make them no-ops.
+    """
+
+    name = "host emulation"
+    xp = np
+
+    def __init__(self, dtype: str = "float64", lag: int = 0):
+        self.dtype = np.dtype(dtype)
+        self.lag = int(lag)
+        self.kernels = HostKernels()
+        self._polls: deque = deque()
+        self._status = CTL_RUNNING
+
+    # arrays
+    def empty(self, shape: tuple, dtype: Any = None) -> np.ndarray:
+        return np.empty(shape, dtype=self.dtype if dtype is None else dtype)
+
+    def zeros(self, shape: tuple, dtype: Any = None) -> np.ndarray:
+        return np.zeros(shape, dtype=self.dtype if dtype is None else dtype)
+
+    def residual_scratch(self, n_pops: int) -> np.ndarray:
+        """Per population: running maxima of ``|Δu|`` and ``|u_new|`` (values here, bit patterns on a GPU)."""
+        return np.zeros((n_pops, 2), dtype=self.dtype)
+
+    def array(self, a: Any, dtype: Any) -> np.ndarray:
+        """A new array of ``dtype`` holding ``a``."""
+        return np.array(a, dtype=dtype)
+
+    def contiguous(self, a: Any, shape: tuple | None = None) -> np.ndarray:
+        """A C-contiguous array of the working dtype, broadcast to ``shape`` if given."""
+        a = np.asarray(a, dtype=self.dtype)
+        return np.ascontiguousarray(a if shape is None else np.broadcast_to(a, shape))
+
+    def gemm(self, a, b, out, accumulate: bool) -> None:
+        """``out = a @ b`` or ``out += a @ b``."""
+        if accumulate:
+            out += a @ b
+        else:
+            np.matmul(a, b, out=out)
+
+    def diagonals(self, mats: list) -> list:
+        """For each square matrix, its diagonal (n,) when every off-diagonal entry is zero, else None."""
+        return [np.ascontiguousarray(np.diagonal(w)) if np.count_nonzero(w) == np.count_nonzero(np.diagonal(w))
+                else None for w in mats]
+
+    def to_host(self, a) -> np.ndarray:
+        return np.array(a)
+
+    # stream
+    def running(self):
+        """Context in which the phase's work is queued."""
+        return _NullContext()
+
+    def poll(self, ctl) -> None:
+        """Queue a copy of the control word for the host."""
+        self._polls.append([ctl.copy(), 0])
+        for p in self._polls:
+            p[1] += 1
+
+    def status(self) -> int:
+        """The latest control-word status visible to the host (never blocks)."""
+        while self._polls and self._polls[0][1] > self.lag:
+            self._status = int(self._polls.popleft()[0][0])
+        return self._status
+
+    def throttle(self, outstanding: int) -> None:
+        """Wait until at most ``outstanding`` polls are unfinished."""
+        while len(self._polls) > outstanding:
+            self._status = int(self._polls.popleft()[0][0])
+
+    def to_host_async(self, a) -> np.ndarray:
+        """A host copy of ``a`` as of this point of the stream, valid after :meth:`finish`."""
+        return np.array(a)
+
+    def capture(self, fn: Callable[[], None]) -> Callable[[], None] | None:
+        """A replayable recording of ``fn``'s work (here: ``fn`` itself), or None if capture fails."""
+        return fn
+
+    def finish(self) -> None:
+        """Wait for all queued work."""
+        self.throttle(0)
+        self._status = CTL_RUNNING
+
+
+class _NullContext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+# -- the plan of a fused phase --------------------------------------------------------------------
+
+@dataclass
+class _Part:
+    """How the drive of one computed population is assembled at every evaluation."""
+
+    name: str
+    out: Any
+    drive: tuple
+    prepare: list = dc_field(default_factory=list)
+    act: int = 0
+    r_out: Any = None
+    df_out: Any = None
+
+
+def _fused_parts(rt, field, y: dict, batch: int) -> dict[str, _Part] | None:
+    """The parts of every computed population, or None when the phase cannot be fused."""
+    circuit = field.circuit
+    computed = list(field.integrated) + list(field.instantaneous)
+    codes = {}
+    for name in computed:
+        act = get_activation(circuit.population(name).activation)
+        code = fused_activation(act.name)
+        if code is None or ACTIVATIONS.get(act.name) is not act:
+            return None
+        codes[name] = code
+    buffers = dict(y)
+    for name in field.instantaneous:
+        buffers[name] = rt.empty((batch, circuit.population(name).size))
+    wanted = set()
+    for name in computed:
+        for proj, _, _ in field.terms[name]:
+            if proj.pre in buffers and proj.signal != "u":
+                wanted.add((proj.pre, proj.signal))
+            if proj.gain is not None and proj.gain in buffers:
+                wanted.add((proj.gain, "df"))
+    signals = {key: rt.empty(buffers[key[0]].shape) for key in sorted(wanted)}
+    frozen = StateView(circuit, field.frozen)
+
+    def signal(pop: str, kind: str):
+        if pop in buffers:
+            return buffers[pop] if kind == "u" else signals[(pop, kind)]
+        return rt.contiguous(frozen.signal(pop, kind), (batch, circuit.population(pop).size))
+
+    square = [w_t for name in computed for proj, w_t, _ in field.terms[name]
+              if proj.gain is None and w_t.shape[0] == w_t.shape[1]]
+    diagonal = {id(w): d for w, d in zip(square, rt.diagonals(square))}
+    parts = {}
+    for name in computed:
+        shape = buffers[name].shape
+        const = field.constant[name]
+        const = None if const is None else rt.contiguous(const, shape)
+        products, diags, groups = [], [], {}
+        for proj, w_t, gain in field.terms[name]:
+            s = signal(proj.pre, proj.signal)
+            if proj.gain is None:
+                d = diagonal.get(id(w_t))
+                (products if d is None else diags).append((s, w_t) if d is None else (s, d))
+            else:
+                g = rt.contiguous(gain, shape) if gain is not None else signals[(proj.gain, "df")]
+                groups.setdefault(proj.gain, (g, []))[1].append((s, w_t))
+        prepare: list = []
+        acc = None
+        if products:
+            acc = rt.empty(shape)
+            prepare += [partial(rt.gemm, s, w, acc, i > 0) for i, (s, w) in enumerate(products)]
+        group_list = list(groups.values())
+        gain = gacc = None
+        if group_list:
+            gain, terms = group_list[0]
+            gacc = rt.empty(shape)
+            prepare += [partial(rt.gemm, s, w, gacc, i > 0) for i, (s, w) in enumerate(terms)]
+        extra = [(g, terms) for g, terms in group_list[1:]]
+        for g, terms in extra:
+            tmp = rt.empty(shape)
+            prepare += [partial(rt.gemm, s, w, tmp, i > 0) for i, (s, w) in enumerate(terms)]
+            if acc is None:
+                acc = rt.empty(shape)
+                prepare.append(partial(rt.kernels.fold, acc, True, tmp, g, False))
+            else:
+                prepare.append(partial(rt.kernels.fold, acc, False, tmp, g, False))
+        for s, d in diags[2:]:
+            if acc is None:
+                acc = rt.empty(shape)
+                prepare.append(partial(rt.kernels.fold, acc, True, s, d, True))
+            else:
+                prepare.append(partial(rt.kernels.fold, acc, False, s, d, True))
+        slots = diags[:2] + [(None, None)] * (2 - len(diags[:2]))
+        drive = (const, acc, gain, gacc, slots[0][0], slots[0][1], slots[1][0], slots[1][1])
+        parts[name] = _Part(name, buffers[name], drive, prepare, codes[name], signals.get((name, "r")),
+                            signals.get((name, "df")))
+    return parts
+
+
+# -- the loop --------------------------------------------------------------------------------------
+
+def relax_on_device(rt, field, phase, y0: dict, t0_ms: float, *, sample_populations: tuple = (),
+                    sample_every: int = 0, options: LoopOptions = LoopOptions()) -> RelaxResult:
+    """Integrate ``field`` for one phase on ``rt``'s device; same contract as ``Backend.relax``.
+
+    Parameters
+    ----------
+    rt : HostRuntime or CupyRuntime
+    field : PhaseField
+        With at least one integrated population.
+    phase : Phase
+    y0 : dict population -> array (B, n)
+        Initial states of ``field.integrated`` (not modified).
+    t0_ms : float
+    sample_populations : tuple of str
+    sample_every : int
+    options : LoopOptions
+
+    Raises
+    ------
+    Diverged
+        When a residual becomes NaN/Inf, naming the first such population in ``field.integrated``.
+    """
+    names = tuple(field.integrated)
+    if not names:
+        raise ValueError("relax_on_device needs at least one integrated population; use Backend.relax")
+    dt = float(phase.dt_ms)
+    max_steps = phase.max_steps
+    crit = phase.until
+    batch = y0[names[0]].shape[0]
+    y = {n: rt.contiguous(y0[n]).copy() for n in names}
+    ctl = rt.zeros((CTL_FIELDS,), np.int32)
+    bits = rt.residual_scratch(len(names))
+    res = rt.zeros((max_steps, len(names)), np.float64)
+    tau = rt.array([field.tau_ms[n] for n in names], np.float64)
+    converge = partial(rt.kernels.converge, ctl, bits, res, tau, dt, crit is not None,
+                       0.0 if crit is None else float(crit.atol), 0.0 if crit is None else float(crit.rtol),
+                       1 if crit is None else int(crit.window), max_steps)
+    integ = get_integrator(phase.integrator)
+    fusable = type(integ) in (Euler, ExponentialEuler)
+    parts = _fused_parts(rt, field, y, batch) if fusable else None
+    if parts is not None:
+        n_diag = sum(p.drive[4] is not None for p in parts.values()) + sum(p.drive[6] is not None for p in parts.values())
+        path = f"fused {integ.name} kernels, matrix products on {rt.name}" + (
+            f", {n_diag} diagonal projection(s) element-wise" if n_diag else "")
+    else:
+        why = f"integrator {integ.name!r} has no fused kernel" if not fusable else "an activation has no fused kernel"
+        path = f"device loop with the integrator's array code ({why})"
+    sampled = tuple(p for p in sample_populations) if sample_every else ()
+    frozen_samples = {p: rt.to_host(field.frozen[p]) for p in sampled if p in field.frozen}
+    samples: list = []
+    with rt.running():
+        if parts is not None:
+            step, refresh = _fused_step(rt, field, integ, parts, names, ctl, bits, converge, dt)
+            instant = {n: parts[n].out for n in field.instantaneous}
+        else:
+            step = _generic_step(rt, field, integ, y, names, ctl, bits, converge, t0_ms, dt)
+            refresh = instant = None
+        launched = 0
+        replay = None
+        graph = parts is not None and not sampled and options.graph_steps > 0
+        while launched < max_steps:
+            if rt.status() != CTL_RUNNING:
+                break
+            if graph and launched >= options.eager_steps and launched + options.graph_steps <= max_steps:
+                if replay is None:
+                    replay = rt.capture(partial(_repeat, step, options.graph_steps))
+                    graph = replay is not None
+                    continue
+                replay()
+                launched += options.graph_steps
+                rt.poll(ctl)
+                rt.throttle(1)
+                continue
+            step(launched)
+            launched += 1
+            if sampled and launched % sample_every == 0:
+                samples.append((launched, _sample(rt, field, y, instant, refresh, sampled, frozen_samples)))
+            rt.poll(ctl)
+            rt.throttle(options.max_ahead)
+        rt.finish()
+        status, steps, which = (int(v) for v in rt.to_host(ctl)[[0, 2, 3]])
+        residuals = rt.to_host(res[:steps])
+    t_end = t0_ms + steps * dt
+    if status == CTL_DIVERGED:
+        n = names[which]
+        raise Diverged(f"population {n!r} became NaN/Inf at t={t_end:g} ms (step {steps} of phase {phase.name!r})",
+                       population=n, time_ms=t_end, step=steps)
+    kept = [(k, values) for k, values in samples if k <= steps]
+    final = field.complete(y)
+    converged = status == CTL_CONVERGED
+    return RelaxResult(
+        state=final, steps=steps, t_end_ms=t_end, converged=converged,
+        status="converged" if converged else "max_time", residual=float(residuals[steps - 1].max()),
+        residuals=residuals, residual_populations=names, sample_t_ms=[t0_ms + k * dt for k, _ in kept],
+        samples={p: [np.array(values[p]) for _, values in kept] for p in sampled}, message=path,
+    )
+
+
+def _repeat(step: Callable[[int], None], count: int) -> None:
+    for _ in range(count):
+        step(-1)
+
+
+def _fused_step(rt, field, integ, parts: dict, names: tuple, ctl, bits, converge, dt: float):
+    """The step of a fused phase (a function of the step index, which it ignores) and the
+    refresh of the instantaneous populations (for samples)."""
+    kernels = rt.kernels
+    constant = [n for n in field.instantaneous if not field.terms[n]]
+    live = [n for n in field.instantaneous if field.terms[n]]
+
+    def instant(name: str) -> list:
+        p = parts[name]
+        leak = float(field.leak[name])
+        return p.prepare + [partial(kernels.instant, p.out, p.drive, leak, leak == 1.0, p.act, p.r_out, p.df_out)]
+
+    for name in constant:  # no live input: one evaluation holds for the whole phase
+        for op in instant(name):
+            op()
+    for name in names:
+        p = parts[name]
+        if p.r_out is not None or p.df_out is not None:
+            kernels.signals(p.out, p.act, p.r_out, p.df_out)
+    refresh_ops = [op for name in live for op in instant(name)]
+    ops = list(refresh_ops)
+    for name in names:
+        ops += parts[name].prepare
+    for j, name in enumerate(names):
+        p = parts[name]
+        leak, tau = float(field.leak[name]), float(field.tau_ms[name])
+        mode, decay, coef = MODE_EULER, 0.0, 0.0
+        if isinstance(integ, ExponentialEuler):
+            k = leak / tau
+            if k == 0:
+                mode = MODE_EXP_NOLEAK
+            else:
+                mode, decay = MODE_EXP, math.exp(-k * dt)
+                coef = (1.0 - decay) / k
+        ops.append(partial(kernels.update, p.out, p.drive, mode, dt, tau, leak, leak == 1.0, decay, coef, p.act,
+                           p.r_out, p.df_out, ctl, bits[j]))
+    ops.append(converge)
+
+    def step(_k: int) -> None:
+        for op in ops:
+            op()
+
+    def refresh() -> None:
+        for op in refresh_ops:
+            op()
+
+    return step, refresh
+
+
+def _generic_step(rt, field, integ, y: dict, names: tuple, ctl, bits, converge, t0_ms: float, dt: float):
+    """A step with the integrator's own array code, then a fused commit of every population."""
+    kernels = rt.kernels
+    none = (None,) * 6
+
+    def step(k: int) -> None:
+        y_new = integ.step(field, t0_ms + k * dt, y, dt)
+        for j, n in enumerate(names):
+            kernels.update(y[n], (None, y_new[n]) + none, MODE_COMMIT, dt, 1.0, 1.0, True, 0.0, 0.0, 0, None, None,
+                           ctl, bits[j])
+        converge()
+
+    return step
+
+
+def _sample(rt, field, y: dict, instant: dict | None, refresh, populations: tuple, frozen: dict) -> dict:
+    """Host copies (filled once the stream reaches this point) of the sampled populations at state ``y``.
+
+    ``instant`` holds the buffers of the instantaneous populations of a fused phase and
+    ``refresh`` recomputes them at ``y``; without them (generic phases) they come from
+    ``field.complete``.
+    """
+    values: dict = {}
+    derived = [p for p in populations if p not in y and p not in frozen]
+    if derived:
+        if instant is not None:
+            refresh()
+            current = instant
+        else:
+            current = field.complete(y)
+        values = {p: rt.to_host_async(current[p]) for p in derived}
+    for p in populations:
+        if p in y:
+            values[p] = rt.to_host_async(y[p])
+        elif p in frozen:
+            values[p] = frozen[p]
+    return values
