@@ -109,13 +109,9 @@ def three_phase_schedule(circuit, *, dt_ms: float | None, settle: Converged | No
     spec = _mlp.spec_of(circuit)
     dt = spec.tau_ms if dt_ms is None else dt_ms
     settle = settle or _mlp.default_settle()
-    learn = _mlp.learn_phase(spec, optimizer, dict(extra_rules or {}))
-    if per_parameter:
-        learn = type(learn)(rules=learn.rules, bias_rules=learn.bias_rules, optimizer=optimizer,
-                            per_parameter=dict(per_parameter), name=learn.name)
     phases = [
         _mlp.forward_phase(spec, dt, settle, integrator=integrator),
         _mlp.error_phase(spec, dt, settle, projections="feedback", integrator=integrator),
-        learn,
+        _mlp.learn_phase(spec, optimizer, dict(extra_rules or {}), dict(per_parameter or {})),
     ]
     return Schedule(circuit, phases, readout=f"x{spec.depth}", loss=spec.loss)

@@ -152,13 +152,17 @@ def _max_ms(spec: LayerSpec, dt_ms: float, tau_ms: float) -> float:
     return max(dt_ms * (spec.depth + 2), 60.0 * tau_ms + spec.depth * dt_ms)
 
 
-def learn_phase(spec: LayerSpec, optimizer: SGD, extra_rules: dict | None = None) -> Learn:
-    """``ΔW_l = e_l r_{l-1}^T`` and ``Δb_l = Σ e_l`` for every layer (local: post error × pre rate)."""
+def learn_phase(spec: LayerSpec, optimizer: SGD, extra_rules: dict | None = None,
+                per_parameter: dict | None = None) -> Learn:
+    """``ΔW_l = e_l r_{l-1}^T`` and ``Δb_l = Σ e_l`` for every layer (local: post error × pre rate).
+
+    ``per_parameter`` overrides the optimiser of single projections or biases (``"bias:x1"``).
+    """
     L = spec.depth
     rules = {f"W{l}": OuterProduct(post=(f"e{l}", "u"), pre=(f"x{l - 1}", "r")) for l in range(1, L + 1)}
     rules.update(extra_rules or {})
     bias_rules = {f"x{l}": BiasRule(post=(f"e{l}", "u")) for l in range(1, L + 1)}
-    return Learn(rules=rules, bias_rules=bias_rules, optimizer=optimizer)
+    return Learn(rules=rules, bias_rules=bias_rules, optimizer=optimizer, per_parameter=dict(per_parameter or {}))
 
 
 def spec_of(circuit) -> LayerSpec:
