@@ -41,6 +41,7 @@ from . import _mlp
 
 __all__ = ["INVERSE_ACTIVATIONS", "PrecisionWarning", "RescaledOuterProduct", "TargetSpec", "target_spec",
            "init_weights", "coupling", "forward_populations", "forward_projections", "target_populations",
+           "target_settle",
            "error_compartments", "output_target", "exact_inverse", "forward_phase", "target_phase",
            "learn_phase", "meta_of", "spec_of"]
 
@@ -223,6 +224,18 @@ def forward_phase(spec: TargetSpec, dt_ms: float, settle: Converged | None, inte
     evolve = [f"x{l}" for l in range(1, spec.depth + 1)] + (["o"] if spec.readout_units is not None else [])
     return Phase("forward", evolve=evolve, projections="feedforward", clamp={"x0": Data("x")}, dt_ms=dt_ms,
                  max_ms=_max_ms(spec, dt_ms, spec.layers.tau_ms), until=settle, integrator=integrator)
+
+
+def target_settle(scale: float) -> Converged:
+    """Default stopping rule of a target relaxation whose smallest target difference is ``scale`` (relative).
+
+    Targets start at the rates and move by ``t - x``, which can be as small as ``scale * |x|``
+    (GAIT-prop: ``γ^{L-1}``), so the residual must fall below that scale, not below ``|t|``: the
+    tolerances are ``1e-12 * scale`` relative and ``1e-13 * scale`` absolute. The Euler update
+    stalls with a residual of exactly 0 once the targets are within round-off of their fixed point,
+    so this criterion is always reached.
+    """
+    return Converged(rtol=1e-12 * scale, atol=1e-13 * scale, window=1)
 
 
 def target_phase(spec: TargetSpec, evolve: Sequence[str], dt_ms: float, settle: Converged | None,

@@ -116,7 +116,8 @@ def build(sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", *, 
 
 
 def schedule(circuit: Circuit, *, beta: float = 0.1, sigma: float = 0.1, dt_ms: float | None = None,
-             target_dt_ms: float | None = None, settle: Converged | None = None, lr: float = 0.01,
+             target_dt_ms: float | None = None, settle: Converged | None = None,
+             target_settle: Converged | None = None, lr: float = 0.01,
              lr_inverse: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0,
              integrator: str = "euler") -> Schedule:
     """Phases ``forward`` -> ``invert`` -> ``targets`` -> ``noise`` -> ``learn``.
@@ -130,7 +131,9 @@ def schedule(circuit: Circuit, *, beta: float = 0.1, sigma: float = 0.1, dt_ms: 
     dt_ms, target_dt_ms : float, optional
         Steps of the forward and target relaxations (default: their time constants).
     settle : Converged, optional
-        Stopping rule of the relaxations (default: residual at round-off).
+        Stopping rule of the forward relaxation (default: residual at round-off).
+    target_settle : Converged, optional
+        Stopping rule of the target relaxation (default: :func:`_targets.target_settle` at scale ``β``).
     lr, lr_inverse : float
         SGD learning rates of the forward (``W``, ``b``) and inverse (``V``, ``c``) parameters.
     momentum, weight_decay : float
@@ -143,6 +146,7 @@ def schedule(circuit: Circuit, *, beta: float = 0.1, sigma: float = 0.1, dt_ms: 
     dt = spec.layers.tau_ms if dt_ms is None else dt_ms
     tdt = spec.tau_target_ms if target_dt_ms is None else target_dt_ms
     settle = settle or _mlp.default_settle()
+    target_settle = target_settle or _targets.target_settle(beta)
     hidden = range(1, L)  # layers k that receive an inverse (of layer k + 1)
     out_projs, clamp, inputs = _targets.output_target(spec, beta)
     target_projs = [p.name for p in out_projs] + [f"{pre}{l}_d{l}" for l in range(1, L + 1) for pre in ("t", "x")]
@@ -156,12 +160,13 @@ def schedule(circuit: Circuit, *, beta: float = 0.1, sigma: float = 0.1, dt_ms: 
         extra_bias_rules={f"g{k}": BiasRule(post=(f"rho{k}", "u")) for k in hidden},
         per_parameter={**{f"V{k + 1}": inverse_opt for k in hidden}, **{f"bias:g{k}": inverse_opt for k in hidden}},
     )
+    target_evolve = [f"{p}{l}" for l in range(1, L + 1) for p in ("t", "d")] + [f"g{k}" for k in hidden]
+    target_clamp = {**clamp, **{f"gx{k}": StateOf(f"g{k}", "r") for k in hidden}}
     phases = [
         _targets.forward_phase(spec, dt, settle, integrator),
         Phase("invert", evolve=[f"g{k}" for k in hidden], projections=[f"Vx{k + 1}" for k in hidden],
               dt_ms=tdt, max_ms=tdt, until=settle, training=True),
-        _targets.target_phase(spec, [f"{p}{l}" for l in range(1, L + 1) for p in ("t", "d")] + [f"g{k}" for k in hidden],
-                              tdt, settle, {**clamp, **{f"gx{k}": StateOf(f"g{k}", "r") for k in hidden}}, inputs,
+        _targets.target_phase(spec, target_evolve, tdt, target_settle, target_clamp, inputs,
                               projections=target_projs, integrator=integrator),
         Phase("noise", evolve=[f"{p}{k}" for k in hidden for p in ("g", "rho")] + [f"h{k + 1}" for k in hidden],
               projections=noise_projs, clamp={f"xi{k}": GaussianNoise(sigma) for k in hidden},

@@ -81,8 +81,9 @@ def build(sizes: Sequence[int], activation: str = "leaky_relu", loss: str = "mse
 
 
 def schedule(circuit: Circuit, *, dt_ms: float | None = None, target_dt_ms: float | None = None,
-             settle: Converged | None = None, lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0,
-             ortho: float = 0.0, ortho_penalty: str = "offdiagonal", integrator: str = "euler") -> Schedule:
+             settle: Converged | None = None, target_settle: Converged | None = None, lr: float = 0.01,
+             momentum: float = 0.0, weight_decay: float = 0.0, ortho: float = 0.0,
+             ortho_penalty: str = "offdiagonal", integrator: str = "euler") -> Schedule:
     """Phases ``forward`` -> ``targets`` -> ``learn``.
 
     Parameters
@@ -91,7 +92,10 @@ def schedule(circuit: Circuit, *, dt_ms: float | None = None, target_dt_ms: floa
         Steps of the forward and target relaxations (default: their time constants, which makes
         both chains exact after ``L`` steps).
     settle : Converged, optional
-        Stopping rule of both relaxations (default: residual at round-off).
+        Stopping rule of the forward relaxation (default: residual at round-off).
+    target_settle : Converged, optional
+        Stopping rule of the target relaxation (default: :func:`_targets.target_settle`, scaled to
+        the smallest target difference).
     lr, momentum, weight_decay : float
         SGD on every weight and bias (updates averaged over the batch).
     ortho : float
@@ -104,12 +108,13 @@ def schedule(circuit: Circuit, *, dt_ms: float | None = None, target_dt_ms: floa
     dt = spec.layers.tau_ms if dt_ms is None else dt_ms
     tdt = spec.tau_target_ms if target_dt_ms is None else target_dt_ms
     settle = settle or _mlp.default_settle()
+    target_settle = target_settle or _targets.target_settle(gamma ** (L - 1))
     _, clamp, inputs = _targets.output_target(spec)
     evolve = [f"{k}{l}" for l in range(1, L + 1) for k in ("t", "d")]
     evolve += [f"{k}{l}" for l in range(2, L + 1) for k in ("n", "p")]
     phases = [
         _targets.forward_phase(spec, dt, settle, integrator),
-        _targets.target_phase(spec, evolve, tdt, settle, clamp, inputs, integrator=integrator),
+        _targets.target_phase(spec, evolve, tdt, target_settle, clamp, inputs, integrator=integrator),
         _targets.learn_phase(spec, [gamma ** -(L - l) for l in range(1, L + 1)],
                              SGD(lr=lr, momentum=momentum, weight_decay=weight_decay), ortho, ortho_penalty),
     ]

@@ -175,7 +175,15 @@ class Tied:
         elif t == "neg_transpose":
             out = -w.T
         elif t == "inverse":
-            out = _array_module(w).linalg.inv(w)
+            xp = _array_module(w)
+            try:
+                out = xp.linalg.inv(w)
+            except xp.linalg.LinAlgError:
+                raise xp.linalg.LinAlgError(
+                    f"Tied(source={self.source!r}, transform='inverse'): the weights of {self.source!r} are singular "
+                    f"or not finite, so they have no inverse; lower the learning rate or keep them well conditioned "
+                    f"(e.g. an orthogonality regulariser)"
+                ) from None
         else:
             xp = _array_module(w)
             out = xp.sign(w).T

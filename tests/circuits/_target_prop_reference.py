@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurosim.analysis import forward
+import neurosim as ns
+from neurosim.analysis import forward, relative_error
 from neurosim.losses import get_loss
 
 
@@ -76,3 +77,29 @@ def tp_reference(weights, biases, x, y, activation="leaky_relu", loss="mse", rea
         if l > 1:
             t = (inverse[l](t) - biases[l - 1]) @ np.linalg.inv(weights[l - 1]).T
     return dW, db
+
+
+def run_with_random_biases(module, sizes, activation, loss, seed, readout_units=None, build=None, batch=6):
+    """One trial of a circuit module (updates not applied) with random biases on ``x1..xL``.
+
+    Returns the :class:`~neurosim.TrialResult` and the weights, biases, inputs and targets it used.
+    """
+    circuit = module.build(sizes, activation, loss, seed=seed, readout_units=readout_units, **(build or {}))
+    sim = ns.Simulator(circuit, module.schedule(circuit), seed=seed)
+    rng = np.random.default_rng(seed + 7)
+    L = len(sizes) - 1
+    for l in range(1, L + 1):
+        sim.biases[f"x{l}"] = sim.backend.asarray(0.3 * rng.normal(size=sizes[l]))
+    x = rng.normal(size=(batch, sizes[0]))
+    k = sizes[-1] if readout_units is None else readout_units
+    y = np.eye(k)[rng.integers(0, k, batch)] if loss == "ce" else rng.normal(size=(batch, k))
+    weights = [sim.host_weights()[f"W{l}"] for l in range(1, L + 1)]
+    biases = [sim.host_biases()[f"x{l}"] for l in range(1, L + 1)]
+    return sim.run_trial({"x": x, "y": y}, apply_updates=False), weights, biases, x, y
+
+
+def assert_updates_close(result, ref_dW, ref_db, tol):
+    """Every ``ΔW_l`` and ``Δb_l`` of ``result`` within relative error ``tol`` of the reference."""
+    for l in range(1, len(ref_dW) + 1):
+        assert relative_error(result.updates[f"W{l}"], ref_dW[l - 1]) < tol, f"W{l}"
+        assert relative_error(result.bias_updates[f"x{l}"], ref_db[l - 1]) < tol, f"b{l}"

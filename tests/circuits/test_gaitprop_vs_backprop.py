@@ -38,9 +38,8 @@ def test_orthogonal_gaitprop_equals_backprop_in_float64(depth, width, batch, see
 @pytest.mark.parametrize("gamma, tolerance", [(0.1, 1e-10), (1e-3, 1e-5)])
 def test_the_check_command_network(gamma, tolerance):
     """``neurosim check gaitprop --sizes 10,10,10,10 --activation leaky_relu --set gamma=... --set orthogonal=true``."""
-    seeds = [s for s in range(8)]
     errors = []
-    for seed in seeds:
+    for seed in range(8):
         report = run_check("gaitprop", sizes=[10] * 4, activation="leaky_relu", seed=seed,
                            options={"gamma": gamma, "orthogonal": True})
         if _crossings(report, 3, gamma) == 0:
