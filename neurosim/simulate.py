@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import __version__
-from .backends import Backend, Diverged, get_backend
+from .backends import Backend, Diverged, default_backend, get_backend
 from .dale import project_signs
 from .dynamics import PhaseField, StateView, effective_weights
 from .losses import get_loss
@@ -99,8 +99,10 @@ class Simulator:
     ----------
     circuit : Circuit
     schedule : Schedule
-    backend : str or Backend
-        ``numpy`` (reference), ``numba`` or ``cupy``.
+    backend : str, Backend or None
+        ``numpy`` (reference), ``numba`` (fused relaxation kernels) or ``cupy``; ``None``
+        (default) picks :func:`~neurosim.backends.default_backend`: ``numba`` where numba is
+        installed, else ``numpy`` (the choice is logged on the ``neurosim`` logger).
     dtype : {"float64", "float32"}
     seed : int
         Seeds the simulator's generator (shuffling and any noise).
@@ -116,13 +118,13 @@ class Simulator:
         Every executed phase.
     """
 
-    def __init__(self, circuit: Circuit, schedule: Schedule, backend: "str | Backend" = "numpy",
+    def __init__(self, circuit: Circuit, schedule: Schedule, backend: "str | Backend | None" = None,
                  dtype: str = "float64", seed: int = 0, progress: bool | None = None):
         if schedule.circuit is not circuit:
             raise ValueError("Simulator: schedule was built for a different circuit; build it with schedule(circuit)")
         self.circuit = circuit
         self.schedule = schedule
-        self.backend = get_backend(backend, dtype)
+        self.backend = get_backend(default_backend() if backend is None else backend, dtype)
         self.dtype = self.backend.dtype
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
@@ -272,9 +274,9 @@ class Simulator:
         every = min((m.steps_between(phase.dt_ms) for m in state_mons), default=0)
         online = None
         relax = self.backend.relax
-        if phase.plasticity is not None:  # per-step plasticity runs on the generic reference loop
+        if phase.plasticity is not None:  # per-step plasticity: the rules observe every step of the backend's loop
             online = OnlineAccumulator(phase.plasticity, self.circuit, previous, field.frozen, xp)
-            relax = functools.partial(Backend.relax, self.backend, plasticity=online)
+            relax = functools.partial(self.backend.relax, plasticity=online)
         try:
             result = relax(field, phase, {n: state[n] for n in field.integrated}, t_ms,
                            sample_populations=sample_pops, sample_every=every)

@@ -5,5 +5,8 @@ one runs them.
 """
 from .base import Backend, RelaxResult, Diverged, get_backend, available_backends, register_backend
 from .numpy_backend import NumpyBackend
+from . import numba_backend as _numba_backend  # registers "numba" where numba is installed; imports numba on first use
+from .default import default_backend
 
-__all__ = ["Backend", "RelaxResult", "Diverged", "get_backend", "available_backends", "register_backend", "NumpyBackend"]
+__all__ = ["Backend", "RelaxResult", "Diverged", "get_backend", "available_backends", "register_backend", "NumpyBackend",
+           "default_backend"]

@@ -1,0 +1,157 @@
+"""The numba backend: whole relaxation phases in one compiled call.
+
+Every relaxation phase whose vector field the kernel implements (any circuit's
+:class:`~neurosim.dynamics.PhaseField`: integrated and instantaneous populations, constant
+drives, live terms with their weights, gains and signals, leak and tau; forward Euler or
+exponential Euler; the activations of :mod:`neurosim.activations` except the inverse ones) runs
+in :func:`~neurosim.backends._numba_kernels.relax_kernel`: all steps, the residual of every
+population at every step, the convergence window and the NaN/Inf check, without returning to
+Python. Matrix products stay in BLAS. Anything else (RK4, per-step plasticity, an activation
+without a compiled form ...) runs on the generic loop of :class:`~neurosim.backends.base.Backend`;
+the phase log's ``message`` of every result says which path ran and why, :attr:`NumbaBackend.paths`
+keeps the last one per phase, and the ``neurosim.backends.numba`` logger says it once per phase.
+
+numba itself is imported when the backend is first instantiated, never by ``import neurosim``.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+from typing import Any
+
+import numpy as np
+
+from .base import Backend, Diverged, RelaxResult, register_backend
+
+__all__ = ["NumbaBackend", "numba_available"]
+
+log = logging.getLogger("neurosim.backends.numba")
+
+
+def numba_available() -> bool:
+    """True when numba can be imported (checked without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+class NumbaBackend(Backend):
+    """numpy arrays, with relaxation phases fused into compiled kernels.
+
+    Parameters
+    ----------
+    dtype : {"float64", "float32"}
+
+    Attributes
+    ----------
+    paths : dict phase name -> str
+        The path the last execution of each phase took (``fused kernel ...`` or
+        ``generic loop: <reason>``).
+    """
+
+    name = "numba"
+    xp = np
+
+    def __init__(self, dtype: str = "float64"):
+        super().__init__(dtype)
+        try:
+            from . import _numba_plan
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ImportError(f"backend='numba' needs numba ({err}); pip install numba, or use backend='numpy'") from err
+        import numba
+
+        self._plan = _numba_plan
+        self._codes = _numba_plan.K
+        self._scratch = _numba_plan.Scratch()
+        self.numba_version = numba.__version__
+        self.paths: dict[str, str] = {}
+
+    def describe(self) -> str:
+        lines = [f"numba ({self.dtype}): fused relaxation kernels, numba {self.numba_version}, BLAS products"]
+        lines += [f"  phase {name!r}: {path}" for name, path in self.paths.items()]
+        return "\n".join(lines)
+
+    def _note(self, phase_name: str, path: str) -> None:
+        if self.paths.get(phase_name) != path:
+            log.info("numba backend, phase %r: %s", phase_name, path)
+        self.paths[phase_name] = path
+
+    def relax(self, field, phase, y0: dict, t0_ms: float, *, sample_populations: tuple = (),
+              sample_every: int = 0, plasticity=None) -> RelaxResult:
+        """Integrate one phase in the fused kernel, or on the generic loop when it cannot be fused.
+
+        Parameters and result as :meth:`Backend.relax`; ``RelaxResult.message`` names the path.
+        With ``plasticity`` (per-step rules, :mod:`neurosim.online`) the kernel runs one step per
+        call and hands the state to the rules before every step, so that the phase computes with
+        exactly the same arithmetic as the fused phases around it.
+
+        Raises
+        ------
+        Diverged
+            When a state becomes NaN/Inf, with the population, time and step (as the generic loop).
+        """
+        try:
+            plan = self._plan.build_plan(field, phase, y0, self.dtype, self._scratch,
+                                         sample_populations=tuple(sample_populations), sample_every=int(sample_every))
+        except self._plan.Unsupported as why:
+            path = f"generic loop: {why}"
+            self._note(phase.name, path)
+            result = super().relax(field, phase, y0, t0_ms, sample_populations=sample_populations,
+                                   sample_every=sample_every, plasticity=plasticity)
+            result.message = path
+            return result
+        if plasticity is None:
+            path = plan.summary
+            out = plan.run()
+        else:
+            path = plan.summary + ", one step per call for per-step plasticity"
+            out = self._stepwise(plan, plasticity)
+        self._note(phase.name, path)
+        return self._result(plan, out, field, phase, t0_ms, tuple(sample_populations), int(sample_every), path)
+
+    def _stepwise(self, plan, plasticity) -> np.ndarray:
+        """Run the phase a step at a time; ``plasticity`` observes the full state before every step."""
+        K = self._codes
+        out = plan.run(0, 0)  # no step: the instantaneous populations at the initial state
+        for k in range(plan.max_steps):
+            plasticity.observe({n: u.copy() for n, u in plan.state.items()})
+            out = plan.run(k, 1, held=int(out[K.R_HELD]), samples=int(out[K.R_SAMPLES]))
+            if out[K.R_STATUS] != K.MAX_TIME:
+                break
+        return out
+
+    def _result(self, plan, out, field, phase, t0_ms: float, sample_populations: tuple, sample_every: int,
+                path: str) -> RelaxResult:
+        K = self._codes
+        steps, status, failed, n_samples = (int(out[i]) for i in (K.R_STEPS, K.R_STATUS, K.R_FAILED, K.R_SAMPLES))
+        dt = phase.dt_ms
+        t = t0_ms + steps * dt
+        if status == K.DIVERGED:
+            name = plan.integrated[failed]
+            raise Diverged(f"population {name!r} became NaN/Inf at t={t:g} ms (step {steps} of phase {phase.name!r})",
+                           population=name, time_ms=t, step=steps)
+        samples: dict[str, list] = {p: [] for p in sample_populations}
+        sample_t: list[float] = []
+        if sample_every and sample_populations:
+            sample_t = [t0_ms + (i + 1) * sample_every * dt for i in range(n_samples)]
+            for p in sample_populations:
+                buf = plan.sample_buffers.get(p)
+                if buf is not None:
+                    samples[p] = [buf[i] for i in range(n_samples)]
+                else:
+                    held = self.to_host(field.frozen[p])
+                    samples[p] = [held.copy() for _ in range(n_samples)]
+        residuals = plan.residuals[:steps]
+        return RelaxResult(
+            state=plan.state, steps=steps, t_end_ms=t, converged=status == K.CONVERGED,
+            status="converged" if status == K.CONVERGED else "max_time",
+            residual=float(residuals[steps - 1].max()) if plan.integrated and steps else 0.0,
+            residuals=residuals, residual_populations=plan.integrated, sample_t_ms=sample_t, samples=samples,
+            message=path,
+        )
+
+
+def _factory(dtype: str) -> Backend:
+    return NumbaBackend(dtype)
+
+
+if numba_available():
+    register_backend("numba", _factory)
