@@ -136,9 +136,8 @@ def build_network(name: str, sizes: Sequence[int], activation: str, loss: str, *
         pi = output_precision if l == L else 1.0
         projs.append(Projection(f"W{l}", f"x{l - 1}", f"mu{l}", weights[l - 1], pathway="feedforward",
                                 plastic=True, sign="dale" if dale is not None else "free"))
-        if l < L or mse:
+        if l < L or mse:  # with cross-entropy the output error neuron is clamped, not computed
             projs.append(Projection(f"V{l}", f"x{l}", f"eps{l}", pi * np.eye(n), signal="u"))
-        if l < L or mse:
             projs.append(Projection(f"M{l}", f"mu{l}", f"eps{l}", -pi * np.eye(n), signal="u"))
         if l < L:
             projs.append(Projection(f"E{l}", f"eps{l}", f"x{l}", -np.eye(n), signal="u"))
@@ -164,12 +163,12 @@ def layer_parameters(circuit: Circuit, layer: int) -> tuple[str, str]:
     return f"W{layer}", f"mu{layer}"
 
 
-def weight_rules(spec: PCSpec, layers: Sequence[int]) -> dict[str, Rule]:
+def weight_rules(layers: Sequence[int]) -> dict[str, Rule]:
     """``ΔW_l = ε_l φ(v_{l-1})^T`` for the given layers (post error × pre rate)."""
     return {f"W{l}": OuterProduct(post=(f"eps{l}", "u"), pre=(f"x{l - 1}", "r")) for l in layers}
 
 
-def bias_rules(spec: PCSpec, layers: Sequence[int]) -> dict[str, Rule]:
+def bias_rules(layers: Sequence[int]) -> dict[str, Rule]:
     """``Δb_l = Σ_batch ε_l`` on the prediction compartments ``mu_l``."""
     return {f"mu{l}": BiasRule(post=(f"eps{l}", "u")) for l in layers}
 

@@ -71,7 +71,7 @@ def schedule(circuit: Circuit, *, dt_ms: float | None = None, target_ms: float |
     dt = spec.tau_ms if dt_ms is None else dt_ms
     layers = range(1, L + 1)
     plasticity = OnlinePlasticity(
-        rules=pc.weight_rules(spec, layers), bias_rules=pc.bias_rules(spec, layers),
+        rules=pc.weight_rules(layers), bias_rules=pc.bias_rules(layers),
         gates={f"eps{l}": FirstChange(gate_atol) for l in layers},
         optimizer=SGD(lr=lr, momentum=momentum, weight_decay=weight_decay),
     )

@@ -103,7 +103,7 @@ def schedule(circuit: Circuit, *, gamma: float = 0.2, settle: Converged | None =
                          max_ms=None if spec.error_tau_ms is None else forward_dt * max_steps),
         Phase("relax", evolve=pc.inference_evolve(spec), projections="all", clamp=pc.target_clamp(spec), init=init,
               dt_ms=dt, max_ms=dt * int(max_steps), until=settle or default_settle(), training=True),
-        Learn(rules=pc.weight_rules(spec, layers), bias_rules=pc.bias_rules(spec, layers),
+        Learn(rules=pc.weight_rules(layers), bias_rules=pc.bias_rules(layers),
               optimizer=SGD(lr=lr, momentum=momentum, weight_decay=weight_decay)),
     ]
     return Schedule(circuit, phases, readout=f"mu{L}", loss=spec.loss)

@@ -90,7 +90,7 @@ def schedule(circuit: Circuit, *, dt_ms: float | None = None, lr: float = 0.01, 
     ]
     for t in range(L):
         l = L - t
-        phases.append(Learn(rules=pc.weight_rules(spec, [l]), bias_rules=pc.bias_rules(spec, [l]), optimizer=opt,
+        phases.append(Learn(rules=pc.weight_rules([l]), bias_rules=pc.bias_rules([l]), optimizer=opt,
                             name=f"learn{l}", defer=True))
         phases.append(Phase(f"step{t + 1}", evolve=evolve, projections="all", dt_ms=dt, max_ms=dt, training=True))
     return Schedule(circuit, phases, readout=f"mu{L}", loss=spec.loss)

@@ -79,8 +79,10 @@ class FirstChange(Gate):
         return {"last": previous, "fired": xp.zeros(previous.shape[0], dtype=bool)}
 
     def update(self, state, value, xp):
-        changed = xp.max(xp.abs(value - state["last"]), axis=1) > self.atol if value.shape[1] else \
-            xp.zeros(value.shape[0], dtype=bool)
+        if value.shape[1]:
+            changed = xp.max(xp.abs(value - state["last"]), axis=1) > self.atol
+        else:
+            changed = xp.zeros(value.shape[0], dtype=bool)
         opened = changed & ~state["fired"]
         return opened, {"last": value, "fired": state["fired"] | opened}
 
@@ -185,7 +187,7 @@ class OnlineAccumulator:
 
     def __init__(self, plasticity: OnlinePlasticity, circuit, previous: Mapping[str, Any], frozen: Mapping[str, Any],
                  xp: Any = np):
-        from .dynamics import StateView
+        from .dynamics import StateView  # dynamics imports schedule, which imports this module
 
         self.plasticity = plasticity
         self.circuit = circuit
