@@ -179,10 +179,15 @@ def value_names(spec: PCSpec) -> list[str]:
 
 
 def inference_evolve(spec: PCSpec) -> list[str]:
-    """What an inference phase computes: hidden values, predictions, and the errors that are not clamped."""
+    """What an inference phase computes: hidden values, predictions, and the errors that are not clamped.
+
+    ``mu1`` is left out: it reads only the clamped input through ``W1``, which no inference
+    phase changes, so it keeps the value the ``forward`` phase gave it (and its product is not
+    recomputed at every phase).
+    """
     L = spec.depth
     errors = [f"eps{l}" for l in range(1, L + 1) if l < L or spec.loss == "mse"]
-    return value_names(spec) + [f"mu{l}" for l in range(1, L + 1)] + errors
+    return value_names(spec) + [f"mu{l}" for l in range(2, L + 1)] + errors
 
 
 def target_clamp(spec: PCSpec) -> dict:
