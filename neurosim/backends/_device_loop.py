@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from contextlib import nullcontext
 from dataclasses import dataclass, field as dc_field
 from functools import partial
 from typing import Any, Callable
@@ -143,7 +144,7 @@ class HostRuntime:
     # stream
     def running(self):
         """Context in which the phase's work is queued."""
-        return _NullContext()
+        return nullcontext()
 
     def poll(self, ctl) -> None:
         """Queue a copy of the control word for the host."""
@@ -176,14 +177,6 @@ class HostRuntime:
         self._status = CTL_RUNNING
 
 
-class _NullContext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-
 # -- the plan of a fused phase --------------------------------------------------------------------
 
 @dataclass
@@ -197,10 +190,17 @@ class _Part:
     act: int = 0
     r_out: Any = None
     df_out: Any = None
+    diagonal: int = 0
 
 
 def _fused_parts(rt, field, y: dict, batch: int) -> dict[str, _Part] | None:
-    """The parts of every computed population, or None when the phase cannot be fused."""
+    """The parts of every computed population, or None when the phase cannot be fused.
+
+    The update kernels of a step run one population after another and write their buffers
+    (state, rate, slope) in place, so the drive slots an update kernel reads directly (gain,
+    diagonal signals) may only hold frozen values, instantaneous populations or the population's
+    own buffers; any other live source is folded into ``acc`` before the first update of the step.
+    """
     circuit = field.circuit
     computed = list(field.integrated) + list(field.instantaneous)
     codes = {}
@@ -221,6 +221,8 @@ def _fused_parts(rt, field, y: dict, batch: int) -> dict[str, _Part] | None:
             if proj.gain is not None and proj.gain in buffers:
                 wanted.add((proj.gain, "df"))
     signals = {key: rt.empty(buffers[key[0]].shape) for key in sorted(wanted)}
+    owner = {id(buffers[n]): n for n in field.integrated}
+    owner.update({id(a): key[0] for key, a in signals.items() if key[0] in field.integrated})
     frozen = StateView(circuit, field.frozen)
 
     def signal(pop: str, kind: str):
@@ -234,48 +236,77 @@ def _fused_parts(rt, field, y: dict, batch: int) -> dict[str, _Part] | None:
     parts = {}
     for name in computed:
         shape = buffers[name].shape
-        const = field.constant[name]
-        const = None if const is None else rt.contiguous(const, shape)
         products, diags, groups = [], [], {}
         for proj, w_t, gain in field.terms[name]:
             s = signal(proj.pre, proj.signal)
             if proj.gain is None:
                 d = diagonal.get(id(w_t))
-                (products if d is None else diags).append((s, w_t) if d is None else (s, d))
+                if d is None:
+                    products.append((s, w_t))
+                else:
+                    diags.append((s, d))
             else:
                 g = rt.contiguous(gain, shape) if gain is not None else signals[(proj.gain, "df")]
                 groups.setdefault(proj.gain, (g, []))[1].append((s, w_t))
-        prepare: list = []
-        acc = None
-        if products:
-            acc = rt.empty(shape)
-            prepare += [partial(rt.gemm, s, w, acc, i > 0) for i, (s, w) in enumerate(products)]
-        group_list = list(groups.values())
+
+        def slot_safe(a, name=name) -> bool:
+            return name not in field.integrated or owner.get(id(a), name) == name
+
+        const = None if field.constant[name] is None else rt.contiguous(field.constant[name], shape)
+        acc = _Sum(rt, shape)
+        acc.products(products)
         gain = gacc = None
-        if group_list:
-            gain, terms = group_list[0]
-            gacc = rt.empty(shape)
-            prepare += [partial(rt.gemm, s, w, gacc, i > 0) for i, (s, w) in enumerate(terms)]
-        extra = [(g, terms) for g, terms in group_list[1:]]
-        for g, terms in extra:
-            tmp = rt.empty(shape)
-            prepare += [partial(rt.gemm, s, w, tmp, i > 0) for i, (s, w) in enumerate(terms)]
-            if acc is None:
-                acc = rt.empty(shape)
-                prepare.append(partial(rt.kernels.fold, acc, True, tmp, g, False))
+        for g, terms in groups.values():
+            if gain is None and slot_safe(g):
+                gain, gacc = g, _Sum(rt, shape)
+                gacc.products(terms)
             else:
-                prepare.append(partial(rt.kernels.fold, acc, False, tmp, g, False))
-        for s, d in diags[2:]:
-            if acc is None:
-                acc = rt.empty(shape)
-                prepare.append(partial(rt.kernels.fold, acc, True, s, d, True))
+                tmp = _Sum(rt, shape)
+                tmp.products(terms)
+                acc.prepare += tmp.prepare
+                acc.fold(tmp.out, g, False)
+        slots = []
+        for s, d in diags:
+            if len(slots) < 2 and slot_safe(s):
+                slots.append((s, d))
             else:
-                prepare.append(partial(rt.kernels.fold, acc, False, s, d, True))
-        slots = diags[:2] + [(None, None)] * (2 - len(diags[:2]))
-        drive = (const, acc, gain, gacc, slots[0][0], slots[0][1], slots[1][0], slots[1][1])
+                acc.fold(s, d, True)
+        slots += [(None, None)] * (2 - len(slots))
+        drive = (const, acc.out, gain, None if gacc is None else gacc.out, *slots[0], *slots[1])
+        prepare = acc.prepare + ([] if gacc is None else gacc.prepare)
         parts[name] = _Part(name, buffers[name], drive, prepare, codes[name], signals.get((name, "r")),
-                            signals.get((name, "df")))
+                            signals.get((name, "df")), len(diags))
     return parts
+
+
+class _Sum:
+    """A (B, n) buffer filled, at every evaluation, by matrix products and folded element-wise products.
+
+    ``prepare`` lists the launches in order; ``out`` is None while nothing writes the buffer.
+    """
+
+    def __init__(self, rt, shape: tuple):
+        self._rt = rt
+        self._shape = shape
+        self.out = None
+        self.prepare: list = []
+
+    def _target(self):
+        first = self.out is None
+        if first:
+            self.out = self._rt.empty(self._shape)
+        return first
+
+    def products(self, terms: list) -> None:
+        """``out (+)= Σ s @ w`` for ``(s, w)`` in ``terms``."""
+        for s, w in terms:
+            first = self._target()
+            self.prepare.append(partial(self._rt.gemm, s, w, self.out, not first))
+
+    def fold(self, a, b, b_is_row: bool) -> None:
+        """``out (+)= a ⊙ b`` (``b`` a row (n,) broadcast over the batch when ``b_is_row``)."""
+        first = self._target()
+        self.prepare.append(partial(self._rt.kernels.fold, self.out, first, a, b, b_is_row))
 
 
 # -- the loop --------------------------------------------------------------------------------------
@@ -320,16 +351,8 @@ def relax_on_device(rt, field, phase, y0: dict, t0_ms: float, *, sample_populati
     integ = get_integrator(phase.integrator)
     fusable = type(integ) in (Euler, ExponentialEuler)
     parts = _fused_parts(rt, field, y, batch) if fusable else None
-    if parts is not None:
-        n_diag = sum(p.drive[4] is not None for p in parts.values()) + sum(p.drive[6] is not None for p in parts.values())
-        path = f"fused {integ.name} kernels, matrix products on {rt.name}" + (
-            f", {n_diag} diagonal projection(s) element-wise" if n_diag else "")
-    else:
-        why = f"integrator {integ.name!r} has no fused kernel" if not fusable else "an activation has no fused kernel"
-        path = f"device loop with the integrator's array code ({why})"
-    sampled = tuple(p for p in sample_populations) if sample_every else ()
+    sampled = tuple(sample_populations) if sample_every else ()
     frozen_samples = {p: rt.to_host(field.frozen[p]) for p in sampled if p in field.frozen}
-    samples: list = []
     with rt.running():
         if parts is not None:
             step, refresh = _fused_step(rt, field, integ, parts, names, ctl, bits, converge, dt)
@@ -337,29 +360,12 @@ def relax_on_device(rt, field, phase, y0: dict, t0_ms: float, *, sample_populati
         else:
             step = _generic_step(rt, field, integ, y, names, ctl, bits, converge, t0_ms, dt)
             refresh = instant = None
-        launched = 0
-        replay = None
-        graph = parts is not None and not sampled and options.graph_steps > 0
-        while launched < max_steps:
-            if rt.status() != CTL_RUNNING:
-                break
-            if graph and launched >= options.eager_steps and launched + options.graph_steps <= max_steps:
-                if replay is None:
-                    replay = rt.capture(partial(_repeat, step, options.graph_steps))
-                    graph = replay is not None
-                    continue
-                replay()
-                launched += options.graph_steps
-                rt.poll(ctl)
-                rt.throttle(1)
-                continue
-            step(launched)
-            launched += 1
-            if sampled and launched % sample_every == 0:
-                samples.append((launched, _sample(rt, field, y, instant, refresh, sampled, frozen_samples)))
-            rt.poll(ctl)
-            rt.throttle(options.max_ahead)
-        rt.finish()
+
+        def sample() -> dict:
+            return _sample(rt, field, y, instant, refresh, sampled, frozen_samples)
+
+        samples = _queue_steps(rt, step, ctl, max_steps, options, graph=parts is not None and not sampled,
+                               sample=sample if sampled else None, sample_every=sample_every)
         status, steps, which = (int(v) for v in rt.to_host(ctl)[[0, 2, 3]])
         residuals = rt.to_host(res[:steps])
     t_end = t0_ms + steps * dt
@@ -374,8 +380,55 @@ def relax_on_device(rt, field, phase, y0: dict, t0_ms: float, *, sample_populati
         state=final, steps=steps, t_end_ms=t_end, converged=converged,
         status="converged" if converged else "max_time", residual=float(residuals[steps - 1].max()),
         residuals=residuals, residual_populations=names, sample_t_ms=[t0_ms + k * dt for k, _ in kept],
-        samples={p: [np.array(values[p]) for _, values in kept] for p in sampled}, message=path,
+        samples={p: [np.array(values[p]) for _, values in kept] for p in sampled},
+        message=_path(rt, integ, parts, fusable),
     )
+
+
+def _path(rt, integ, parts: dict | None, fusable: bool) -> str:
+    """What ran a phase, for the phase's ``RelaxResult.message``."""
+    if parts is not None:
+        n_diag = sum(p.diagonal for p in parts.values())
+        return f"fused {integ.name} kernels, matrix products on {rt.name}" + (
+            f", {n_diag} diagonal projection(s) element-wise" if n_diag else "")
+    why = f"integrator {integ.name!r} has no fused kernel" if not fusable else "an activation has no fused kernel"
+    return f"device loop with the integrator's array code ({why})"
+
+
+def _queue_steps(rt, step: Callable[[int], None], ctl, max_steps: int, options: LoopOptions, *, graph: bool,
+                 sample: Callable[[], dict] | None, sample_every: int) -> list:
+    """Queue steps until the host sees the control word stop or ``max_steps`` are queued; wait for them.
+
+    Returns the ``(step, samples)`` taken after every ``sample_every``-th step (eager steps only).
+    """
+    samples: list = []
+    launched = 0
+    replay = None
+    graph = graph and options.graph_steps > 0
+    eager = max(1, options.eager_steps)  # capture only work the stream has run once (cuBLAS workspaces)
+    try:
+        while launched < max_steps:
+            if rt.status() != CTL_RUNNING:
+                break
+            if graph and launched >= eager and launched + options.graph_steps <= max_steps:
+                if replay is None:
+                    replay = rt.capture(partial(_repeat, step, options.graph_steps))
+                    graph = replay is not None
+                    continue
+                replay()
+                launched += options.graph_steps
+                rt.poll(ctl)
+                rt.throttle(1)
+                continue
+            step(launched)
+            launched += 1
+            if sample is not None and launched % sample_every == 0:
+                samples.append((launched, sample()))
+            rt.poll(ctl)
+            rt.throttle(options.max_ahead)
+    finally:
+        rt.finish()
+    return samples
 
 
 def _repeat(step: Callable[[int], None], count: int) -> None:

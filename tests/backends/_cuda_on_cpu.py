@@ -27,6 +27,12 @@ def compiler() -> str | None:
     return shutil.which("g++")
 
 
+def library_dir(pytestconfig, tmp_path_factory) -> Path:
+    """pytest's cache directory for the compiled libraries (a temporary one when the cache is off)."""
+    cache = getattr(pytestconfig, "cache", None)
+    return Path(cache.mkdir("neurosim_cuda_on_cpu")) if cache is not None else tmp_path_factory.mktemp("cuda_on_cpu")
+
+
 def _key(dtype: str) -> str:
     return hashlib.sha256((cuda_source(dtype) + HARNESS.read_text()).encode()).hexdigest()[:16]
 

@@ -53,11 +53,11 @@ def test_cuda_source_compiles_with_nvrtc_for_several_architectures(dtype):
         assert all(f".entry {name}" in ptx for name in KERNEL_NAMES)
 
 
-@pytest.fixture(scope="session")
-def libraries(pytestconfig):
+@pytest.fixture(scope="module")
+def libraries(pytestconfig, tmp_path_factory):
     if cuda_on_cpu.compiler() is None:
         pytest.skip("no g++ to build the CPU harness of the CUDA kernels")
-    return cuda_on_cpu.build_libraries(DTYPES, Path(pytestconfig.cache.mkdir("neurosim_cuda_on_cpu")))
+    return cuda_on_cpu.build_libraries(DTYPES, cuda_on_cpu.library_dir(pytestconfig, tmp_path_factory))
 
 
 def _arrays(rng, dtype, shape):
