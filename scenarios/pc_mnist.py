@@ -16,7 +16,7 @@ Run (defaults: 10 000 training and 2 000 test images, 2 epochs, a few minutes on
     neurosim run scenarios/pc_mnist.py --out pc_mnist.h5
     neurosim plot pc_mnist_il.h5 --what convergence -o il_convergence.png
 
-Full length (all 60 000 / 10 000 images, 10 epochs; about 2 h for IL with the numpy backend)::
+Full length (all 60 000 / 10 000 images, 10 epochs; about 1.5 h on 2 cores with the numpy backend, mostly IL)::
 
     neurosim run scenarios/pc_mnist.py --set limit_train=60000 --set limit_test=10000 --set epochs=10
 
