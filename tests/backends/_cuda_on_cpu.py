@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -45,7 +46,7 @@ def build_libraries(dtypes, cache_dir: Path) -> dict[str, Path]:
         libs[dtype] = lib = cache_dir / f"ns_kernels_{dtype}_{key}.so"
         if lib.exists():
             continue
-        work = cache_dir / f"build_{dtype}_{key}"
+        work = cache_dir / f"build_{dtype}_{key}_{os.getpid()}"  # per process: pytest-xdist workers build side by side
         work.mkdir(parents=True, exist_ok=True)
         (work / "kernels.cu").write_text(cuda_source(dtype))
         (work / "harness.cpp").write_text(HARNESS.read_text())
@@ -56,7 +57,8 @@ def build_libraries(dtypes, cache_dir: Path) -> dict[str, Path]:
         _, err = proc.communicate()
         if proc.returncode:
             raise RuntimeError(f"compiling the CUDA kernels for the CPU failed:\n{err}")
-        tmp.replace(lib)
+        tmp.replace(lib)  # atomic: a concurrent build of the same source wins or loses whole
+        shutil.rmtree(tmp.parent, ignore_errors=True)
     return libs
 
 
