@@ -224,7 +224,7 @@ _TYPES = {
 }
 
 KERNEL_NAMES = ("ns_update", "ns_instant", "ns_signals", "ns_fold", "ns_converge")
-COMPILE_OPTIONS = ("--fmad=false", "--std=c++14")
+COMPILE_OPTIONS = ("--fmad=false",)
 
 
 def cuda_source(dtype: str) -> str:
