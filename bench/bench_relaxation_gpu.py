@@ -86,7 +86,10 @@ def neurosim_runner(p: Problem, backend: CupyBackend):
     biases = {k: cp.asarray(v) for k, v in p.biases.items()}
     batch = p.x.shape[0]
     state = {pop.name: cp.zeros((batch, pop.size), dtype=np.float32) for pop in p.circuit.populations}
-    state.update(x0=cp.asarray(p.x), x1=cp.asarray(p.v1), x2=cp.asarray(p.v2), x3=cp.asarray(p.y))
+    mu3 = np.tanh(p.v2) @ p.weights["W3"].T + p.biases["mu3"]
+    # the feedforward pass, as the forward phase leaves it (mu1 = W1 f(v0) + b1 may be held, not recomputed)
+    state.update({k: cp.asarray(v) for k, v in dict(x0=p.x, x1=p.v1, x2=p.v2, x3=p.y, mu1=p.v1, mu2=p.v2,
+                                                    mu3=mu3).items()})
 
     def run():
         field = PhaseField(p.circuit, p.phase, weights, biases, state, {}, cp)
