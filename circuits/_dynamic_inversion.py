@@ -12,9 +12,12 @@ With ``k = 1`` the relay is ``r{l}`` and the loop is ``τ dc/dt = -αc + W r - e
 ``e_j = f'(a_j) ⊙ ρ_j*`` (instantaneous error compartments with gain ``x_j``).
 
 Names: controller ``c{l}``; relays ``r{l}`` (``k = 1``) or ``r{l}_{j}`` (``k > 1``, relay of error
-``j``); projections ``F{j}`` (tied copy of ``W_j`` inside the ring), ``B{l}`` or ``B{l}_{l-k}``
-(the feedback, shape ``(d_{l-k}, d_l)``), ``E{l}`` (``-I``: ``e_l`` into the controller),
-``R{j}`` (identity with gain ``x_j``: relay into ``e_j``).
+``j``), each a compartment of the layer ``x_j`` whose error it carries; projections ``F{j}`` (tied
+copy of ``W_j`` inside the ring) and ``B{l}`` or ``B{l}_{l-k}`` (the feedback, shape
+``(d_{l-k}, d_l)``). The error ``e_l`` enters the controller as the input ``-e_l`` of the
+``invert{l}`` phase, and the ``relay{l}`` phase sets each error compartment to
+``f'(a_j) ⊙ ρ_j`` from its own neuron's slope and relay compartment (:class:`GatedRelay`):
+one-to-one wiring, written without identity matrices.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ import numpy as np
 from neurosim.model import CircuitError, Population, Projection, Tied
 from neurosim.plasticity import SGD
 from neurosim.schedule import Converged, Learn, Phase
-from neurosim.sources import OutputError
+from neurosim.sources import OutputError, Source, StateOf
 from neurosim.stability import (CycleLoop, LoopCheck, LoopGuard, RepairLog, RepairRecord, Stage, ssa_repair,
                                 unstable_message)
 from neurosim.units import positive_ms
@@ -249,22 +252,44 @@ def error_populations(spec: _mlp.LayerSpec) -> list[Population]:
 
 def loop_parts(loop: LoopSpec, sizes: Sequence[int], alpha: float, tau_ms: float, feedback: np.ndarray,
                plastic_feedback: bool = False) -> tuple[list[Population], list[Projection]]:
-    """Controller, relays and every projection of one loop (see the module docstring for names)."""
+    """Controller, relays and the ring's projections of one loop (see the module docstring for names)."""
     pops = [Population(loop.controller, sizes[loop.top], tau_ms, "linear", leak=alpha, role="controller")]
-    pops += [Population(loop.relay(j), sizes[j], tau_ms, "linear", role="relay") for j in loop.errors]
+    pops += [Population(loop.relay(j), sizes[j], tau_ms, "linear", compartment_of=f"x{j}", role="relay")
+             for j in loop.errors]
     projs = [Projection(loop.feedback, loop.controller, loop.relay(loop.bottom), feedback, pathway="feedback",
                         signal="u", plastic=plastic_feedback)]
     for j in loop.forward:
         post = loop.controller if j == loop.top else loop.relay(j)
         projs.append(Projection(f"F{j}", loop.relay(j - 1), post, Tied(f"W{j}", "identity"), pathway="feedback",
                                 signal="u"))
-    d = sizes[loop.top]
-    projs.append(Projection(f"E{loop.top}", f"e{loop.top}", loop.controller, -np.eye(d), pathway="feedback",
-                            signal="u"))
-    for j in loop.errors:
-        projs.append(Projection(f"R{j}", loop.relay(j), f"e{j}", np.eye(sizes[j]), pathway="feedback", signal="u",
-                                gain=f"x{j}"))
     return pops, projs
+
+
+class GatedRelay(Source):
+    """``f'(a) ⊙ ρ``: a neuron's slope times the state of its relay compartment (shape ``(B, n)``).
+
+    Sets an error compartment from the settled relay of the same neurons: local, one-to-one.
+
+    Parameters
+    ----------
+    relay : str
+        The relay population (a compartment of ``neuron``).
+    neuron : str
+        The forward population whose slope ``f'(u)`` gates it.
+    """
+
+    def __init__(self, relay: str, neuron: str):
+        self.relay = relay
+        self.neuron = neuron
+
+    def evaluate(self, state, data, xp, dtype, shape, **_):
+        return state.signal(self.neuron, "df") * state.signal(self.relay, "u")
+
+    def describe(self) -> str:
+        return f"df[{self.neuron}]·u[{self.relay}]"
+
+    def needs(self) -> tuple[str, ...]:
+        return (self.relay, self.neuron)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -283,10 +308,12 @@ def loop_phases(loop: LoopSpec, *, dt_ms: float, max_ms: float, settle: Converge
                 integrator: str) -> list[Phase]:
     """``invert{l}`` (relax the loop from zero until ``settle``) then ``relay{l}`` (hand the errors down)."""
     evolve = [loop.relay(j) for j in loop.errors] + [loop.controller]
-    on = [loop.feedback, f"E{loop.top}"] + [f"F{j}" for j in loop.forward]
-    invert = Phase(f"invert{loop.top}", evolve=evolve, projections=on, init={n: 0 for n in evolve}, dt_ms=dt_ms,
-                   max_ms=max_ms, until=settle, integrator=integrator, training=True)
-    relay = Phase(f"relay{loop.top}", evolve=[f"e{j}" for j in loop.errors], projections=[f"R{j}" for j in loop.errors],
+    on = [loop.feedback] + [f"F{j}" for j in loop.forward]
+    invert = Phase(f"invert{loop.top}", evolve=evolve, projections=on, init={n: 0 for n in evolve},
+                   inputs={loop.controller: StateOf(f"e{loop.top}", "u", -1.0)}, dt_ms=dt_ms, max_ms=max_ms,
+                   until=settle, integrator=integrator, training=True)
+    relay = Phase(f"relay{loop.top}", evolve=[], projections=[],
+                  clamp={f"e{j}": GatedRelay(loop.relay(j), f"x{j}") for j in loop.errors},
                   dt_ms=dt_ms, max_ms=dt_ms, until=Converged(), training=True)
     return [invert, relay]
 
