@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import njit, types
+from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
-__all__ = ["relax_kernel", "is_diagonal", "fast_tanh"]
+__all__ = ["relax_kernel", "relax_kernel_parallel", "is_diagonal", "fast_tanh"]
 
 # -- codes shared with _numba_plan -------------------------------------------------------------
 LINEAR, TANH, SIGMOID, RELU, LEAKY_RELU = 0, 1, 2, 3, 4
@@ -31,8 +31,9 @@ EULER, EXP_EULER = 0, 1
 MAX_TIME, CONVERGED, DIVERGED = 0, 1, 2
 # slots: array ids of u, rate, slope; activation; whether the kernel computes rate / slope
 S_U, S_R, S_D, S_ACT, S_RATE, S_SLOPE = 0, 1, 2, 3, 4, 5
-# populations: slot, drive accumulator, constant drive (-1: none), term range, leak == 1, exp-Euler decay
-P_SLOT, P_ACC, P_CONST, P_T0, P_T1, P_LEAK_ONE, P_DECAY = 0, 1, 2, 3, 4, 5, 6
+# populations: slot, drive accumulator, constant drive (-1: none), term range, leak == 1, exp-Euler decay,
+# static (an instantaneous population without live terms: constant for the whole phase)
+P_SLOT, P_ACC, P_CONST, P_T0, P_T1, P_LEAK_ONE, P_DECAY, P_STATIC = 0, 1, 2, 3, 4, 5, 6, 7
 # terms: presynaptic signal, mode, weights (or diagonal), product buffer, gain (-1: none)
 T_PRE, T_MODE, T_W, T_TMP, T_GAIN = 0, 1, 2, 3, 4
 # per-population parameters in the state dtype
@@ -42,7 +43,7 @@ C_ZERO, C_HALF, C_ONE, C_SLOPE = 0, 1, 2, 3
 # integer options: the call runs steps FIRST .. FIRST + STEPS - 1 of the phase, entering with HELD
 # consecutive converged steps and SAMPLES0 samples stored
 (O_INTEGRATOR, O_STEPS, O_HAS_CRIT, O_WINDOW, O_SAMPLE_EVERY, O_N_INST, O_N_INT, O_SAMPLE_INST, O_FIRST, O_HELD,
- O_SAMPLES0) = range(11)
+ O_SAMPLES0, O_CHUNKS, O_BATCH) = range(13)
 # kernel result
 R_STEPS, R_STATUS, R_FAILED, R_SAMPLES, R_HELD = range(5)
 # float64 options
@@ -217,28 +218,21 @@ def _signals_row(act, u, r, d, rate, slope, c):
                 d[i] = one if u[i] > zero else leak_slope
 
 
+# -- one step on a range of rows ---------------------------------------------------------------------
+# Every quantity of a step is row-local (row b of a drive reads row b of its signals, and row b
+# of a product reads row b of its presynaptic signal), so a step can run on any range of rows;
+# only the convergence test looks across rows. ``tb`` bundles the tables:
+# (addrs, rows, cols, like, slots, pops, terms, fpar, consts).
 @njit(**_KW)
-def _slot_signals(addrs, rows, cols, like, slots, s, c):
-    """Recompute the rate/slope buffers of slot ``s`` from its state, every row."""
-    if slots[s, S_RATE] == 0 and slots[s, S_SLOPE] == 0:
-        return
-    u = _view(addrs, rows, cols, slots[s, S_U], like)
-    r = _view(addrs, rows, cols, slots[s, S_R] if slots[s, S_RATE] else slots[s, S_U], like)
-    d = _view(addrs, rows, cols, slots[s, S_D] if slots[s, S_SLOPE] else slots[s, S_U], like)
-    for b in range(u.shape[0]):
-        _signals_row(slots[s, S_ACT], u[b], r[b], d[b], slots[s, S_RATE], slots[s, S_SLOPE], c)
-
-
-# -- drives ----------------------------------------------------------------------------------------
-@njit(**_KW)
-def _products(addrs, rows, cols, like, pops, terms, p):
-    """The matrix products ``s(pre) @ W^T`` of population ``p``'s dense terms, in BLAS."""
+def _products(tb, p, b0, b1):
+    """Rows ``b0:b1`` of the matrix products ``s(pre) @ W^T`` of population ``p``'s dense terms (BLAS)."""
+    addrs, rows, cols, like, slots, pops, terms, fpar, c = tb
     for j in range(pops[p, P_T0], pops[p, P_T1]):
         mode = terms[j, T_MODE]
         if mode == DIAG:
             continue
-        pre = _view(addrs, rows, cols, terms[j, T_PRE], like)
-        out = _view(addrs, rows, cols, terms[j, T_TMP], like)
+        pre = _view(addrs, rows, cols, terms[j, T_PRE], like)[b0:b1]
+        out = _view(addrs, rows, cols, terms[j, T_TMP], like)[b0:b1]
         w = _view(addrs, rows, cols, terms[j, T_W], like)
         if mode == DENSE:
             np.dot(pre, w, out)
@@ -247,8 +241,9 @@ def _products(addrs, rows, cols, like, pops, terms, p):
 
 
 @njit(**_KW)
-def _drive_row(addrs, rows, cols, like, pops, terms, p, b, acc):
+def _drive_row(tb, p, b, acc):
     """Row ``b`` of population ``p``'s drive: constant + Σ gain ⊙ term, summed in the reference order."""
+    addrs, rows, cols, like, slots, pops, terms, fpar, c = tb
     n = acc.shape[0]
     first = True
     k = pops[p, P_CONST]
@@ -304,84 +299,124 @@ def _drive_row(addrs, rows, cols, like, pops, terms, p, b, acc):
 
 
 @njit(**_KW)
-def _instantaneous(addrs, rows, cols, like, slots, pops, terms, fpar, c, n_inst):
-    """Recompute every instantaneous population (in dependency order) and its signals."""
-    for p in range(n_inst):
-        _products(addrs, rows, cols, like, pops, terms, p)
-        s = pops[p, P_SLOT]
-        u = _view(addrs, rows, cols, slots[s, S_U], like)
-        leak = fpar[p, F_LEAK]
-        leak_one = pops[p, P_LEAK_ONE]
-        rate, slope = slots[s, S_RATE], slots[s, S_SLOPE]
-        r = _view(addrs, rows, cols, slots[s, S_R] if rate else slots[s, S_U], like)
-        d = _view(addrs, rows, cols, slots[s, S_D] if slope else slots[s, S_U], like)
-        for b in range(u.shape[0]):
-            urow = u[b]
-            _drive_row(addrs, rows, cols, like, pops, terms, p, b, urow)
-            if not leak_one:
-                for i in range(urow.shape[0]):
-                    urow[i] = urow[i] / leak
-            if rate or slope:
-                _signals_row(slots[s, S_ACT], urow, r[b], d[b], rate, slope, c)
+def _signals_of(tb, s, b):
+    """Rate/slope of row ``b`` of slot ``s`` from its state."""
+    addrs, rows, cols, like, slots, pops, terms, fpar, c = tb
+    rate, slope = slots[s, S_RATE], slots[s, S_SLOPE]
+    if rate or slope:
+        u = _view(addrs, rows, cols, slots[s, S_U], like)[b]
+        r = _view(addrs, rows, cols, slots[s, S_R] if rate else slots[s, S_U], like)[b]
+        d = _view(addrs, rows, cols, slots[s, S_D] if slope else slots[s, S_U], like)[b]
+        _signals_row(slots[s, S_ACT], u, r, d, rate, slope, c)
 
 
 @njit(**_KW)
-def _update(addrs, rows, cols, like, slots, pops, fpar, c, p, integrator):
-    """One step of integrated population ``p`` from its drive; returns max|Δu| and max|u_new| (NaN if any is)."""
-    s = pops[p, P_SLOT]
-    u = _view(addrs, rows, cols, slots[s, S_U], like)
-    a = _view(addrs, rows, cols, pops[p, P_ACC], like)
-    rate, slope = slots[s, S_RATE], slots[s, S_SLOPE]
-    r = _view(addrs, rows, cols, slots[s, S_R] if rate else slots[s, S_U], like)
-    d = _view(addrs, rows, cols, slots[s, S_D] if slope else slots[s, S_U], like)
-    leak, tau, dt = fpar[p, F_LEAK], fpar[p, F_TAU], fpar[p, F_DT]
-    c1, c2 = fpar[p, F_C1], fpar[p, F_C2]
-    leak_one = pops[p, P_LEAK_ONE]
-    decay = pops[p, P_DECAY]
-    m_res = _bits(c[C_ZERO])
-    m_scale = _bits(c[C_ZERO])
-    n = u.shape[1]
-    for b in range(u.shape[0]):
-        urow = u[b]
-        arow = a[b]
-        if integrator == EULER:
-            if leak_one:
-                for i in range(n):
-                    old = urow[i]
-                    new = old + dt * ((arow[i] - old) / tau)
-                    m_res = max(m_res, _bits(abs(new - old)))
-                    m_scale = max(m_scale, _bits(abs(new)))
-                    urow[i] = new
-            else:
-                for i in range(n):
-                    old = urow[i]
-                    new = old + dt * ((arow[i] - leak * old) / tau)
-                    m_res = max(m_res, _bits(abs(new - old)))
-                    m_scale = max(m_scale, _bits(abs(new)))
-                    urow[i] = new
-        elif decay:
+def _instantaneous_rows(tb, levels, b0, b1, static):
+    """Rows ``b0:b1`` of the instantaneous populations, level by level (``static``: the constant ones only).
+
+    Within a level no population reads another through a matrix product, so the products of a
+    level come first and then each row of every population of the level, in dependency order.
+    """
+    addrs, rows, cols, like, slots, pops, terms, fpar, c = tb
+    for lv in range(levels.shape[0]):
+        p0, p1 = levels[lv, 0], levels[lv, 1]
+        for p in range(p0, p1):
+            if pops[p, P_STATIC] == static:
+                _products(tb, p, b0, b1)
+        for b in range(b0, b1):
+            for p in range(p0, p1):
+                if pops[p, P_STATIC] != static:
+                    continue
+                s = pops[p, P_SLOT]
+                urow = _view(addrs, rows, cols, slots[s, S_U], like)[b]
+                _drive_row(tb, p, b, urow)
+                if not pops[p, P_LEAK_ONE]:
+                    leak = fpar[p, F_LEAK]
+                    for i in range(urow.shape[0]):
+                        urow[i] = urow[i] / leak
+                _signals_of(tb, s, b)
+
+
+@njit(**_KW)
+def _update_row(u, a, leak, tau, dt, c1, c2, leak_one, decay, integrator, m_res, m_scale):
+    """Advance one row ``u`` by its drive ``a``; returns the running bit-maxima of |Δu| and |u_new|."""
+    n = u.shape[0]
+    if integrator == EULER:
+        if leak_one:
             for i in range(n):
-                old = urow[i]
-                new = c1 * old + c2 * (arow[i] / tau)
+                old = u[i]
+                new = old + dt * ((a[i] - old) / tau)
                 m_res = max(m_res, _bits(abs(new - old)))
                 m_scale = max(m_scale, _bits(abs(new)))
-                urow[i] = new
+                u[i] = new
         else:
             for i in range(n):
-                old = urow[i]
-                new = old + dt * (arow[i] / tau)
+                old = u[i]
+                new = old + dt * ((a[i] - leak * old) / tau)
                 m_res = max(m_res, _bits(abs(new - old)))
                 m_scale = max(m_scale, _bits(abs(new)))
-                urow[i] = new
-        if rate or slope:
-            _signals_row(slots[s, S_ACT], urow, r[b], d[b], rate, slope, c)
-    # the bit patterns of non-negative floats order like the floats, NaN above Inf
-    return _from_bits(m_res, c[C_ZERO]), _from_bits(m_scale, c[C_ZERO])
+                u[i] = new
+    elif decay:
+        for i in range(n):
+            old = u[i]
+            new = c1 * old + c2 * (a[i] / tau)
+            m_res = max(m_res, _bits(abs(new - old)))
+            m_scale = max(m_scale, _bits(abs(new)))
+            u[i] = new
+    else:
+        for i in range(n):
+            old = u[i]
+            new = old + dt * (a[i] / tau)
+            m_res = max(m_res, _bits(abs(new - old)))
+            m_scale = max(m_scale, _bits(abs(new)))
+            u[i] = new
+    return m_res, m_scale
 
 
 @njit(**_KW)
-def _store_samples(addrs, rows, cols, like, slots, samples, index):
+def _integrated_rows(tb, n_inst, n_int, integrator, b0, b1, res, scale):
+    """Drives and one integrator step of every integrated population on rows ``b0:b1``.
+
+    Row ``b`` of every drive is computed before row ``b`` of any state moves (all drives of a
+    step read the same state). ``res``/``scale`` (n_int,) receive max|Δu| and max|u_new| over
+    the rows (NaN wins: the bit patterns of |x| order like the values, NaN above Inf).
+    """
+    addrs, rows, cols, like, slots, pops, terms, fpar, c = tb
+    for j in range(n_int):
+        _products(tb, n_inst + j, b0, b1)
+    for j in range(n_int):
+        res[j] = c[C_ZERO]
+        scale[j] = c[C_ZERO]
+    for b in range(b0, b1):
+        for j in range(n_int):
+            p = n_inst + j
+            _drive_row(tb, p, b, _view(addrs, rows, cols, pops[p, P_ACC], like)[b])
+        for j in range(n_int):
+            p = n_inst + j
+            s = pops[p, P_SLOT]
+            m_res, m_scale = _update_row(
+                _view(addrs, rows, cols, slots[s, S_U], like)[b], _view(addrs, rows, cols, pops[p, P_ACC], like)[b],
+                fpar[p, F_LEAK], fpar[p, F_TAU], fpar[p, F_DT], fpar[p, F_C1], fpar[p, F_C2], pops[p, P_LEAK_ONE],
+                pops[p, P_DECAY], integrator, _bits(res[j]), _bits(scale[j]))
+            res[j] = _from_bits(m_res, c[C_ZERO])
+            scale[j] = _from_bits(m_scale, c[C_ZERO])
+            _signals_of(tb, s, b)
+
+
+@njit(**_KW)
+def _begin(tb, levels, n_inst, n_int, b0, b1):
+    """Signals of the integrated populations and the constant instantaneous populations, rows ``b0:b1``."""
+    addrs, rows, cols, like, slots, pops, terms, fpar, c = tb
+    for b in range(b0, b1):
+        for j in range(n_int):
+            _signals_of(tb, pops[n_inst + j, P_SLOT], b)
+    _instantaneous_rows(tb, levels, b0, b1, 1)
+
+
+@njit(**_KW)
+def _store_samples(tb, samples, index):
     """Copy the sampled populations' states into sample ``index`` of their buffers."""
+    addrs, rows, cols, like, slots, pops, terms, fpar, c = tb
     for q in range(samples.shape[0]):
         u = _view(addrs, rows, cols, slots[samples[q, 0], S_U], like)
         buf = _view(addrs, rows, cols, samples[q, 1], like)
@@ -390,9 +425,51 @@ def _store_samples(addrs, rows, cols, like, slots, samples, index):
             buf[index * bsz + b, :] = u[b]
 
 
+@njit(**_KW)
+def _check(tb, levels, iopt, dopt, taus, samples, residuals, k, res, scale, state, bsz):
+    """After step ``k``: log residuals, NaN/Inf test, samples, convergence window.
+
+    ``state`` = [held, samples stored, failed population]; returns the status.
+    """
+    n_int, every, has_crit = iopt[O_N_INT], iopt[O_SAMPLE_EVERY], iopt[O_HAS_CRIT]
+    dt, rtol, atol = dopt[D_DT], dopt[D_RTOL], dopt[D_ATOL]
+    steps = k + 1
+    ok = True
+    for j in range(n_int):
+        r = np.float64(res[j]) * taus[j] / dt
+        residuals[k, j] = r
+        if not np.isfinite(r):
+            state[2] = j
+            return DIVERGED
+        if has_crit and ok:
+            ok = r <= atol + rtol * np.float64(scale[j])
+    if every > 0 and steps % every == 0:
+        if iopt[O_SAMPLE_INST]:
+            _instantaneous_rows(tb, levels, 0, bsz, 0)
+        _store_samples(tb, samples, state[1])
+        state[1] += 1
+    if has_crit:
+        state[0] = state[0] + 1 if ok else 0
+        if state[0] >= iopt[O_WINDOW]:
+            return CONVERGED
+    return MAX_TIME
+
+
+@njit(**_KW)
+def _finish(out, steps, status, state):
+    """The kernel's result array (see :func:`relax_kernel`)."""
+    out[R_STEPS] = steps
+    out[R_STATUS] = status
+    out[R_FAILED] = state[2]
+    out[R_SAMPLES] = state[1]
+    out[R_HELD] = state[0]
+    return out
+
+
 # -- the phase -------------------------------------------------------------------------------------
 @njit(**_KW)
-def relax_kernel(addrs, rows, cols, like, slots, pops, terms, fpar, consts, taus, iopt, dopt, samples, residuals):
+def relax_kernel(addrs, rows, cols, like, slots, pops, terms, fpar, consts, levels, taus, iopt, dopt, samples,
+                 residuals):
     """Run steps of one relaxation phase; see :mod:`neurosim.backends._numba_plan` for the tables.
 
     The call runs at most ``iopt[O_STEPS]`` steps from step ``iopt[O_FIRST]`` (the whole phase
@@ -406,58 +483,67 @@ def relax_kernel(addrs, rows, cols, like, slots, pops, terms, fpar, consts, taus
         index of the integrated population that became NaN/Inf (-1 otherwise), samples stored
         since the start of the phase, consecutive steps the criterion has held.
     """
-    integrator, first, n_steps = iopt[O_INTEGRATOR], iopt[O_FIRST], iopt[O_STEPS]
-    has_crit, window, every = iopt[O_HAS_CRIT], iopt[O_WINDOW], iopt[O_SAMPLE_EVERY]
-    n_inst, n_int, sample_inst = iopt[O_N_INST], iopt[O_N_INT], iopt[O_SAMPLE_INST]
-    dt, rtol, atol = dopt[D_DT], dopt[D_RTOL], dopt[D_ATOL]
-    res_max = np.empty(max(n_int, 1), dtype=consts.dtype)
-    scale_max = np.empty(max(n_int, 1), dtype=consts.dtype)
+    tb = (addrs, rows, cols, like, slots, pops, terms, fpar, consts)
+    n_inst, n_int, first = iopt[O_N_INST], iopt[O_N_INT], iopt[O_FIRST]
+    bsz = iopt[O_BATCH]
+    res = np.empty(max(n_int, 1), dtype=consts.dtype)
+    scale = np.empty(max(n_int, 1), dtype=consts.dtype)
+    state = np.array([iopt[O_HELD], iopt[O_SAMPLES0], -1], dtype=np.int64)
     out = np.zeros(5, dtype=np.int64)
-    out[R_FAILED] = -1
-    for j in range(n_int):
-        _slot_signals(addrs, rows, cols, like, slots, pops[n_inst + j, P_SLOT], consts)
-    held = iopt[O_HELD]
-    steps = first
-    n_samples = iopt[O_SAMPLES0]
-    for k in range(first, first + n_steps):
-        _instantaneous(addrs, rows, cols, like, slots, pops, terms, fpar, consts, n_inst)
-        for j in range(n_int):  # every drive from the same state before any update
-            p = n_inst + j
-            _products(addrs, rows, cols, like, pops, terms, p)
-            acc = _view(addrs, rows, cols, pops[p, P_ACC], like)
-            for b in range(acc.shape[0]):
-                _drive_row(addrs, rows, cols, like, pops, terms, p, b, acc[b])
-        for j in range(n_int):
-            res_max[j], scale_max[j] = _update(addrs, rows, cols, like, slots, pops, fpar, consts, n_inst + j,
-                                               integrator)
+    _begin(tb, levels, n_inst, n_int, 0, bsz)
+    steps, status = first, MAX_TIME
+    for k in range(first, first + iopt[O_STEPS]):
+        _instantaneous_rows(tb, levels, 0, bsz, 0)
+        _integrated_rows(tb, n_inst, n_int, iopt[O_INTEGRATOR], 0, bsz, res, scale)
         steps = k + 1
-        ok = True
+        status = _check(tb, levels, iopt, dopt, taus, samples, residuals, k, res, scale, state, bsz)
+        if status != MAX_TIME:
+            break
+    if status != DIVERGED:
+        _instantaneous_rows(tb, levels, 0, bsz, 0)
+    return _finish(out, steps, status, state)
+
+
+@njit(parallel=True, **_KW)
+def relax_kernel_parallel(addrs, rows, cols, like, slots, pops, terms, fpar, consts, levels, taus, iopt, dopt,
+                          samples, residuals):
+    """:func:`relax_kernel` with every step split into ``iopt[O_CHUNKS]`` row blocks on numba's threads.
+
+    Each block calls BLAS on its own rows (the caller makes BLAS single-threaded meanwhile);
+    the residual maxima of the blocks are merged before the convergence test.
+    """
+    tb = (addrs, rows, cols, like, slots, pops, terms, fpar, consts)
+    n_inst, n_int, first, chunks = iopt[O_N_INST], iopt[O_N_INT], iopt[O_FIRST], iopt[O_CHUNKS]
+    bsz = iopt[O_BATCH]
+    res_c = np.zeros((chunks, max(n_int, 1)), dtype=consts.dtype)
+    scale_c = np.zeros((chunks, max(n_int, 1)), dtype=consts.dtype)
+    res = np.empty(max(n_int, 1), dtype=consts.dtype)
+    scale = np.empty(max(n_int, 1), dtype=consts.dtype)
+    state = np.array([iopt[O_HELD], iopt[O_SAMPLES0], -1], dtype=np.int64)
+    out = np.zeros(5, dtype=np.int64)
+    for ch in prange(chunks):
+        _begin(tb, levels, n_inst, n_int, ch * bsz // chunks, (ch + 1) * bsz // chunks)
+    steps, status = first, MAX_TIME
+    for k in range(first, first + iopt[O_STEPS]):
+        for ch in prange(chunks):
+            b0, b1 = ch * bsz // chunks, (ch + 1) * bsz // chunks
+            _instantaneous_rows(tb, levels, b0, b1, 0)
+            _integrated_rows(tb, n_inst, n_int, iopt[O_INTEGRATOR], b0, b1, res_c[ch], scale_c[ch])
         for j in range(n_int):
-            r = np.float64(res_max[j]) * taus[j] / dt
-            residuals[k, j] = r
-            if not np.isfinite(r):
-                out[R_STEPS] = steps
-                out[R_STATUS] = DIVERGED
-                out[R_FAILED] = j
-                out[R_SAMPLES] = n_samples
-                return out
-            if has_crit and ok:
-                ok = r <= atol + rtol * np.float64(scale_max[j])
-        if every > 0 and steps % every == 0:
-            if sample_inst:
-                _instantaneous(addrs, rows, cols, like, slots, pops, terms, fpar, consts, n_inst)
-            _store_samples(addrs, rows, cols, like, slots, samples, n_samples)
-            n_samples += 1
-        if has_crit:
-            held = held + 1 if ok else 0
-            if held >= window:
-                out[R_STATUS] = CONVERGED
-                break
-    _instantaneous(addrs, rows, cols, like, slots, pops, terms, fpar, consts, n_inst)
-    out[R_STEPS] = steps
-    out[R_SAMPLES] = n_samples
-    out[R_HELD] = held
-    return out
+            m_res, m_scale = _bits(res_c[0, j]), _bits(scale_c[0, j])
+            for ch in range(1, chunks):
+                m_res = max(m_res, _bits(res_c[ch, j]))
+                m_scale = max(m_scale, _bits(scale_c[ch, j]))
+            res[j] = _from_bits(m_res, consts[C_ZERO])
+            scale[j] = _from_bits(m_scale, consts[C_ZERO])
+        steps = k + 1
+        status = _check(tb, levels, iopt, dopt, taus, samples, residuals, k, res, scale, state, bsz)
+        if status != MAX_TIME:
+            break
+    if status != DIVERGED:
+        for ch in prange(chunks):
+            _instantaneous_rows(tb, levels, ch * bsz // chunks, (ch + 1) * bsz // chunks, 0)
+    return _finish(out, steps, status, state)
 
 
 @njit(**_KW)

@@ -11,7 +11,11 @@ Tables (column codes in :mod:`neurosim.backends._numba_kernels`):
     and whether the kernel must compute the rate / the slope (because a live term reads them).
 ``pops`` (int64, instantaneous populations in dependency order, then integrated ones)
     Slot, drive accumulator, constant drive (bias + input + frozen presynaptic terms, hoisted
-    by the PhaseField), range of live terms, ``leak == 1``, exponential-Euler decay present.
+    by the PhaseField), range of live terms, ``leak == 1``, exponential-Euler decay present,
+    static (no live term: computed once per call).
+``levels`` (int64, (start, end) rows of ``pops``)
+    Runs of instantaneous populations none of which reads another of the run through a matrix
+    product: the kernel computes a level's products, then every row of the whole level.
 ``terms`` (int64, one row per live term)
     Array id of the presynaptic signal, mode (dense ``W^T`` stored as is, dense stored
     untransposed, or one-to-one: a diagonal matrix applied element-wise), weights, product
@@ -91,6 +95,7 @@ class Plan:
     terms: np.ndarray
     fpar: np.ndarray
     consts: np.ndarray
+    levels: np.ndarray
     taus: np.ndarray
     iopt: np.ndarray
     dopt: np.ndarray
@@ -101,17 +106,23 @@ class Plan:
     integrated: tuple
     summary: str
     max_steps: int
+    batch_size: int
+    units: int
     stats: dict = dc_field(default_factory=dict)
 
-    def run(self, first: int = 0, steps: int | None = None, held: int = 0, samples: int = 0) -> np.ndarray:
-        """Run ``steps`` steps (default: all) from step ``first``; returns the kernel's result
+    def run(self, first: int = 0, steps: int | None = None, held: int = 0, samples: int = 0,
+            chunks: int = 1) -> np.ndarray:
+        """Run ``steps`` steps (default: all) from step ``first``, the batch split in ``chunks`` row
+        blocks run on numba's threads (1: the serial kernel); returns the kernel's result
         ``[steps, status, failed population, samples, held]``."""
         self.iopt[K.O_FIRST] = first
         self.iopt[K.O_STEPS] = self.max_steps - first if steps is None else steps
         self.iopt[K.O_HELD] = held
         self.iopt[K.O_SAMPLES0] = samples
-        return K.relax_kernel(self.addrs, self.rows, self.cols, self.like, self.slots, self.pops, self.terms,
-                              self.fpar, self.consts, self.taus, self.iopt, self.dopt, self.samples, self.residuals)
+        self.iopt[K.O_CHUNKS] = chunks
+        kernel = K.relax_kernel_parallel if chunks > 1 else K.relax_kernel
+        return kernel(self.addrs, self.rows, self.cols, self.like, self.slots, self.pops, self.terms, self.fpar,
+                      self.consts, self.levels, self.taus, self.iopt, self.dopt, self.samples, self.residuals)
 
 
 class _Arrays:
@@ -237,7 +248,7 @@ def build_plan(field: PhaseField, phase: Phase, y0: dict, dtype: np.dtype, scrat
         slot_rows.append((u_id, r_id, d_id, K.LINEAR if code is None else code, int(rate), int(slope)))
 
     # populations and their live terms
-    pop_rows, term_rows, fpar_rows = [], [], []
+    pop_rows, term_rows, term_pres, fpar_rows = [], [], [], []
     frozen_signals: dict[tuple[str, str], int] = {}
     n_dense = n_diag = 0
     dt_ms = float(phase.dt_ms)
@@ -284,6 +295,7 @@ def build_plan(field: PhaseField, phase: Phase, y0: dict, dtype: np.dtype, scrat
             else:
                 gain_id = signal_ids[proj.gain]["df"]
             term_rows.append((pre_id, mode, w_id, tmp_id, gain_id))
+            term_pres.append(proj.pre)
         const = field.constant[name]
         const_id = -1 if const is None else arrays.add(_as_2d(const, dtype, f"constant drive of {name!r}", bsz),
                                                         f"constant drive of {name!r}")
@@ -297,37 +309,51 @@ def build_plan(field: PhaseField, phase: Phase, y0: dict, dtype: np.dtype, scrat
         k_rate = rates.get(name, 0.0)
         decay = math.exp(-k_rate * dt_ms) if k_rate != 0 else 1.0
         c2 = (1.0 - decay) / k_rate if k_rate != 0 else 0.0
-        pop_rows.append((slot_of[name], acc_id, const_id, t0, len(term_rows), int(leak == 1.0), int(k_rate != 0)))
+        static = name in instantaneous and not field.terms[name]
+        pop_rows.append((slot_of[name], acc_id, const_id, t0, len(term_rows), int(leak == 1.0), int(k_rate != 0),
+                         int(static)))
         fpar_rows.append((leak, tau, dt_ms, decay, c2))
 
     # state samples for monitors
     sample_rows, sample_buffers, sample_inst = [], {}, 0
     if sample_every and sample_populations:
-        n_max = max_steps // sample_every
+        n_max = max(max_steps // sample_every, 1)
         for name in sample_populations:
             if name in computed:
-                buf = np.empty((n_max, bsz, circuit.population(name).size), dtype)
+                size = circuit.population(name).size
+                buf = np.empty((n_max, bsz, size), dtype)
                 sample_buffers[name] = buf
-                sample_rows.append((slot_of[name], arrays.add(buf.reshape(n_max * bsz, -1), f"samples of {name!r}")))
+                sample_rows.append((slot_of[name], arrays.add(buf.reshape(n_max * bsz, size), f"samples of {name!r}")))
                 sample_inst |= int(name in instantaneous)
             elif name not in field.frozen:
                 raise Unsupported(f"sampled population {name!r} is neither computed nor held in this phase")
 
+    levels: list[list[int]] = []
+    members: set[str] = set()
+    for p, name in enumerate(instantaneous):
+        t0, t1 = pop_rows[p][3], pop_rows[p][4]
+        if not levels or any(term_rows[t][1] != K.DIAG and term_pres[t] in members for t in range(t0, t1)):
+            levels.append([p, p + 1])
+            members = {name}
+        else:
+            levels[-1][1] = p + 1
+            members.add(name)
     crit = phase.until
     addrs, rows, cols = arrays.tables()
     i64 = lambda rows_, width: np.array(rows_, dtype=np.int64).reshape(len(rows_), width)  # noqa: E731
     plan = Plan(
         arrays=arrays.arrays, addrs=addrs, rows=rows, cols=cols, like=np.zeros((1, 1), dtype),
-        slots=i64(slot_rows, 6), pops=i64(pop_rows, 7), terms=i64(term_rows, 5),
+        slots=i64(slot_rows, 6), pops=i64(pop_rows, 8), terms=i64(term_rows, 5), levels=i64(levels, 2),
         fpar=np.array(fpar_rows, dtype=dtype).reshape(len(fpar_rows), 5),
         consts=np.array([0.0, 0.5, 1.0, 0.1], dtype=dtype),
         taus=np.array([float(field.tau_ms[n]) for n in integrated], dtype=np.float64),
         iopt=np.array([_INTEGRATORS[integ], max_steps, int(crit is not None), 1 if crit is None else int(crit.window),
                        int(sample_every) if sample_populations else 0, len(instantaneous), len(integrated), sample_inst,
-                       0, 0, 0], dtype=np.int64),
+                       0, 0, 0, 1, bsz], dtype=np.int64),
         dopt=np.array([dt_ms, 0.0 if crit is None else crit.rtol, 0.0 if crit is None else crit.atol]),
         samples=i64(sample_rows, 2), residuals=np.zeros((max_steps, len(integrated))),
-        state=state, sample_buffers=sample_buffers, integrated=integrated, max_steps=max_steps,
+        state=state, sample_buffers=sample_buffers, integrated=integrated, max_steps=max_steps, batch_size=bsz,
+        units=sum(circuit.population(n).size for n in computed),
         summary=(f"fused kernel ({integ}): {len(integrated)} integrated + {len(instantaneous)} instantaneous "
                  f"populations, {n_dense} matrix products and {n_diag} one-to-one terms per step"),
         stats={"dense": n_dense, "one_to_one": n_diag},

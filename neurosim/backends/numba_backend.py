@@ -33,12 +33,40 @@ def numba_available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
+class _SingleThreadedBlas:
+    """Context: every loaded BLAS runs single-threaded (the parallel kernel's row blocks call BLAS themselves)."""
+
+    def __init__(self):
+        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba calls: loaded before it is looked up)
+        from threadpoolctl import ThreadpoolController
+
+        self._libs = ThreadpoolController().select(user_api="blas").lib_controllers
+        self._saved: list[int] = []
+
+    def __enter__(self):
+        self._saved = [lib.num_threads for lib in self._libs]
+        for lib in self._libs:
+            lib.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        for lib, n in zip(self._libs, self._saved):
+            lib.set_num_threads(n)
+
+
 class NumbaBackend(Backend):
     """numpy arrays, with relaxation phases fused into compiled kernels.
 
     Parameters
     ----------
     dtype : {"float64", "float32"}
+    threads : int, optional
+        Row blocks a step of a large batch is split into, each on its own numba thread with
+        single-threaded BLAS (default: numba's thread count, for batches of at least
+        ``2 * min_rows`` rows and ``min_work`` state elements). 1 keeps every step on one
+        thread, with BLAS using its own threads.
+    min_rows, min_work : int
+        Below these a step is too small to split.
 
     Attributes
     ----------
@@ -50,8 +78,10 @@ class NumbaBackend(Backend):
     name = "numba"
     xp = np
 
-    def __init__(self, dtype: str = "float64"):
+    def __init__(self, dtype: str = "float64", threads: int | None = None, min_rows: int = 8, min_work: int = 16384):
         super().__init__(dtype)
+        if threads is not None and int(threads) < 1:
+            raise ValueError(f"threads={threads!r} must be None (automatic) or a positive number of row blocks")
         try:
             from . import _numba_plan
         except ImportError as err:  # pragma: no cover - depends on the environment
@@ -63,9 +93,18 @@ class NumbaBackend(Backend):
         self._scratch = _numba_plan.Scratch()
         self.numba_version = numba.__version__
         self.paths: dict[str, str] = {}
+        self.threads = numba.get_num_threads() if threads is None else int(threads)
+        self.min_rows, self.min_work = int(min_rows), int(min_work)
+        self._blas = None
+        if self.threads > 1:
+            try:
+                self._blas = _SingleThreadedBlas()
+            except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+                self.threads = 1
 
     def describe(self) -> str:
-        lines = [f"numba ({self.dtype}): fused relaxation kernels, numba {self.numba_version}, BLAS products"]
+        lines = [f"numba ({self.dtype}): fused relaxation kernels, numba {self.numba_version}, BLAS products, "
+                 f"up to {self.threads} row block(s) per step"]
         lines += [f"  phase {name!r}: {path}" for name, path in self.paths.items()]
         return "\n".join(lines)
 
@@ -98,22 +137,32 @@ class NumbaBackend(Backend):
                                    sample_every=sample_every, plasticity=plasticity)
             result.message = path
             return result
-        if plasticity is None:
-            path = plan.summary
-            out = plan.run()
+        chunks = self._chunks(plan)
+        path = plan.summary + (f", batch split in {chunks} row blocks" if chunks > 1 else "")
+        if plasticity is not None:
+            path += ", one step per call for per-step plasticity"
+        if chunks > 1:
+            with self._blas:
+                out = plan.run(chunks=chunks) if plasticity is None else self._stepwise(plan, plasticity, chunks)
         else:
-            path = plan.summary + ", one step per call for per-step plasticity"
-            out = self._stepwise(plan, plasticity)
+            out = plan.run() if plasticity is None else self._stepwise(plan, plasticity, 1)
         self._note(phase.name, path)
         return self._result(plan, out, field, phase, t0_ms, tuple(sample_populations), int(sample_every), path)
 
-    def _stepwise(self, plan, plasticity) -> np.ndarray:
+    def _chunks(self, plan) -> int:
+        """Row blocks for this phase: 1 unless the batch is large enough to split."""
+        rows, work = plan.batch_size, plan.batch_size * plan.units
+        if self.threads < 2 or rows < 2 * self.min_rows or work < self.min_work:
+            return 1
+        return min(self.threads, rows // self.min_rows)
+
+    def _stepwise(self, plan, plasticity, chunks: int) -> np.ndarray:
         """Run the phase a step at a time; ``plasticity`` observes the full state before every step."""
         K = self._codes
-        out = plan.run(0, 0)  # no step: the instantaneous populations at the initial state
+        out = plan.run(0, 0, chunks=chunks)  # no step: the instantaneous populations at the initial state
         for k in range(plan.max_steps):
             plasticity.observe({n: u.copy() for n, u in plan.state.items()})
-            out = plan.run(k, 1, held=int(out[K.R_HELD]), samples=int(out[K.R_SAMPLES]))
+            out = plan.run(k, 1, held=int(out[K.R_HELD]), samples=int(out[K.R_SAMPLES]), chunks=chunks)
             if out[K.R_STATUS] != K.MAX_TIME:
                 break
         return out
