@@ -34,7 +34,7 @@ from .plasticity import Rule, SynapseView
 
 __all__ = [
     "Penalty", "OffDiagonalOrthogonality", "Orthonormality", "Regularised", "orthogonal",
-    "orthonormality_defect", "offdiagonal_ratio", "PENALTIES", "get_penalty",
+    "orthonormality_defect", "offdiagonal_ratio", "inverse_transpose_gap", "PENALTIES", "get_penalty",
 ]
 
 
@@ -205,3 +205,15 @@ def offdiagonal_ratio(w: np.ndarray) -> float:
     g = w.T @ w
     d = np.diag(g)
     return float(np.linalg.norm(g - np.diag(d)) / np.linalg.norm(d))
+
+
+def inverse_transpose_gap(w: np.ndarray) -> float:
+    """``||W⁻¹ - Wᵀ||_F / ||Wᵀ||_F`` of a square ``W``: 0 exactly when ``W`` is orthogonal.
+
+    This is what GAIT-prop's equivalence to backprop needs (``W⁻¹ = Wᵀ``); column orthogonality
+    alone (:func:`offdiagonal_ratio`) leaves the column norms, and hence this gap, free.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    if w.ndim != 2 or w.shape[0] != w.shape[1]:
+        raise ValueError(f"inverse_transpose_gap needs a square matrix, got shape {w.shape}")
+    return float(np.linalg.norm(np.linalg.inv(w) - w.T) / np.linalg.norm(w))

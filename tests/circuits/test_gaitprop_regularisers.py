@@ -10,7 +10,7 @@ import neurosim as ns
 from neurosim.check import run_check
 from neurosim.circuits import gaitprop
 from neurosim.regularisers import (OffDiagonalOrthogonality, Orthonormality, Regularised, get_penalty,
-                                   offdiagonal_ratio, orthogonal, orthonormality_defect)
+                                   inverse_transpose_gap, offdiagonal_ratio, orthogonal, orthonormality_defect)
 
 
 @pytest.mark.parametrize("penalty", [OffDiagonalOrthogonality(0.3), Orthonormality(0.7)])
@@ -33,6 +33,16 @@ def test_penalties_vanish_where_they_should():
     assert Orthonormality(1.0).value(q) < 1e-25 and OffDiagonalOrthogonality(1.0).value(q) < 1e-25
     assert OffDiagonalOrthogonality(1.0).value(d) == 0.0  # column norms are free ...
     assert Orthonormality(1.0).value(d) == pytest.approx((1 - 1) ** 2 + (4 - 1) ** 2 + (9 - 1) ** 2)  # ... unless orthonormal
+
+
+def test_orthogonal_columns_of_unequal_norm_are_not_an_orthogonal_matrix():
+    """The authors' penalty vanishes, but W⁻¹ != Wᵀ: the gap GAIT-prop's exactness needs closed."""
+    w = orthogonal(5, np.random.default_rng(2)) * np.array([1.0, 1.0, 2.0, 1.0, 0.5])
+    assert offdiagonal_ratio(w) < 1e-14 and OffDiagonalOrthogonality(1.0).value(w) < 1e-25
+    assert inverse_transpose_gap(w) > 0.5 and orthonormality_defect(w) > 0.5
+    assert inverse_transpose_gap(orthogonal(5, np.random.default_rng(2))) < 1e-14
+    with pytest.raises(ValueError, match="square"):
+        inverse_transpose_gap(np.ones((2, 3)))
 
 
 @pytest.mark.parametrize("shape", [7, (7, 7), (9, 4), (4, 9)])
