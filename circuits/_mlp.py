@@ -149,6 +149,7 @@ def error_phase(spec: LayerSpec, dt_ms: float, settle: Converged | None, project
 
 def _max_ms(spec: LayerSpec, dt_ms: float, tau_ms: float) -> float:
     # a chain of L layers settles geometrically at rate dt/tau after L steps; allow generously for it
+    dt_ms = positive_ms(dt_ms, "dt_ms")  # a float in ms or a Brian2 time (2*ms)
     return max(dt_ms * (spec.depth + 2), 60.0 * tau_ms + spec.depth * dt_ms)
 
 

@@ -3,8 +3,9 @@
 The difference of two trajectories of a population is measured after every step, over the
 whole batch: ``max_abs_diff = max |u_ns - u_b2|`` and
 ``max_rel_diff = max_abs_diff / max |u_ns|`` (relative to the trajectory's own scale, so
-that zero crossings do not inflate it). A phase's figures are the largest over its computed
-populations.
+that zero crossings do not inflate it). A population that stays within ``ZERO_SCALE`` of zero
+(zero up to round-off, e.g. a prediction error after an exact forward pass) is compared in
+absolute terms. A phase's figures are the largest over its computed populations.
 """
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ from .run import run_brian2, run_neurosim
 from .trajectories import Trajectories
 
 __all__ = ["PhaseComparison", "difference", "compare_phase", "compare_schedule", "compare_check", "summarise",
-           "DEFAULT_RTOL"]
+           "DEFAULT_RTOL", "ZERO_SCALE"]
 
 DEFAULT_RTOL = 1e-9
 """Agreement required of float64 runs with the same integrator and dt."""
+ZERO_SCALE = 1e-12
+"""Trajectories smaller than this everywhere are zero up to round-off: compared absolutely."""
 
 
 def difference(ours: Trajectories, theirs: Trajectories) -> dict[str, tuple[float, float]]:
@@ -43,7 +46,7 @@ def difference(ours: Trajectories, theirs: Trajectories) -> dict[str, tuple[floa
             raise ValueError(f"population {pop!r}: trajectories have shapes {a.shape} and {b.shape}")
         abs_diff = float(np.max(np.abs(a - b))) if a.size else 0.0
         scale = float(np.max(np.abs(a))) if a.size else 0.0
-        out[pop] = (abs_diff, abs_diff / scale if scale > 0 else abs_diff)
+        out[pop] = (abs_diff, abs_diff / scale if scale > ZERO_SCALE else abs_diff)
     return out
 
 

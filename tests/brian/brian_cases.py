@@ -1,21 +1,17 @@
-"""Cases shared by the Brian2 bridge tests: small circuits, a fixed batch, the PC relaxation."""
+"""Cases shared by the Brian2 bridge tests: small backprop and predictive-coding circuits, a fixed batch."""
 from __future__ import annotations
 
 import dataclasses
-import inspect
 
 import numpy as np
 
 from neurosim import circuits
-from neurosim.brian.pc_relaxation import build_pc_relaxation
 from neurosim.schedule import Phase, Schedule
 
 BP_SIZES = [3, 4, 3, 2]
 PC_SIZES = [2, 3, 3, 2]
 BATCH = 2
 STEPS = 12
-PC_MODULE = "inference_learning"
-"""Module of the predictive-coding circuit in circuits/; used instead of the stand-in once present."""
 
 
 def make_batch(sizes, seed: int = 7) -> dict:
@@ -40,12 +36,7 @@ def backprop_schedule(integrator: str, tau_ms: float = 10.0) -> Schedule:
 
 
 def pc_schedule(integrator: str, tau_ms: float = 10.0) -> Schedule:
-    """The predictive-coding circuit of circuits/ when present, else the engine-parts stand-in."""
-    if PC_MODULE in circuits.REGISTRY.values():
-        name = next(k for k, v in circuits.REGISTRY.items() if v == PC_MODULE)
-        mod = circuits.get(name)
-        extra = {"tau_ms": tau_ms} if "tau_ms" in inspect.signature(mod.build).parameters else {}
-        circuit = mod.build(PC_SIZES, "tanh", "mse", seed=3, **extra)
-        return with_integrator(mod.schedule(circuit), integrator)
-    _, schedule = build_pc_relaxation(PC_SIZES, "tanh", seed=3, tau_ms=tau_ms)
-    return with_integrator(schedule, integrator)
+    """The predictive-coding circuit (inference learning, ``il``): its ``forward`` and ``relax`` phases."""
+    il = circuits.get("il")
+    circuit = il.build(PC_SIZES, "tanh", "mse", seed=3, tau_ms=tau_ms)
+    return with_integrator(il.schedule(circuit), integrator)
