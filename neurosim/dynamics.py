@@ -109,7 +109,8 @@ class PhaseField:
             for proj in circuit.incoming(name):
                 if proj.name not in active:
                     continue
-                w_t = xp.ascontiguousarray(effective_weights(circuit, weights, proj.name).T)
+                # a transposed view, not a copy: matmul hands the transpose to BLAS
+                w_t = effective_weights(circuit, weights, proj.name).T
                 gain = None
                 if proj.gain is not None and proj.gain not in computed:
                     gain = self._frozen_view.signal(proj.gain, "df")

@@ -271,7 +271,8 @@ def build_plan(field: PhaseField, phase: Phase, y0: dict, dtype: np.dtype, scrat
             if w_t.dtype != dtype:
                 raise Unsupported(f"{what}: weights have dtype {w_t.dtype}, the simulation runs in {dtype}")
             tmp_id = -1
-            if w_t.shape[0] == w_t.shape[1] and K.is_diagonal(w_t):
+            if w_t.shape[0] == w_t.shape[1] and K.is_diagonal(w_t if w_t.flags.c_contiguous or not w_t.T.flags.c_contiguous
+                                                              else w_t.T):  # scan memory in order
                 mode = K.DIAG
                 w_id = arrays.add(np.ascontiguousarray(np.diagonal(w_t)).reshape(1, -1), f"{what} (one-to-one)")
                 n_diag += 1
