@@ -12,7 +12,9 @@ Per epoch the trace of each method records loss and accuracy, the orthogonality 
 ``W_l`` (``ortho/W{l}/defect`` = ||WᵀW - I||_F / sqrt(n), ``ortho/W{l}/offdiag`` =
 ||offdiag(WᵀW)|| / ||diag(WᵀW)||, ``ortho/W{l}/inverse_vs_transpose`` = ||W⁻¹ - Wᵀ|| / ||W||,
 which GAIT-prop's exactness needs to vanish) and the angle between the method's update (without
-the regulariser) and backprop's on a fixed probe batch (``angle/W{l}/update_vs_bp``). The targets of
+the regulariser) and backprop's on a fixed probe batch (``angle/W{l}/update_vs_bp``); for GAIT-prop
+also the fraction of hidden units whose nudged rate crossed the kink of the leaky ReLU on that
+batch (``kink_crossings/x{l}``), the other thing that separates it from backprop. The targets of
 layer 1 (8 units, sample 0) are recorded as they form, with the residual of every target step.
 Prints a table of test accuracy beside the paper's claim and writes it to ``<out>/table.md``.
 
@@ -118,9 +120,13 @@ class Probe:
         L = len(sim.circuit.meta["sizes"]) - 1
         weights = [sim.host_weights()[f"W{l}"] for l in range(1, L + 1)]
         biases = [sim.host_biases()[f"x{l}"] for l in range(1, L + 1)]
-        updates = sim.run_trial({"x": self.x, "y": self.y}, apply_updates=False).updates
+        result = sim.run_trial({"x": self.x, "y": self.y}, apply_updates=False)
+        updates, state = result.updates, result.state
         ref = self.reference(weights, biases)
         out = {}
+        for l in range(2, L):  # GAIT-prop's nudged rates z_l (n{l}) on the other side of the kink from x_l
+            if f"n{l}" in state:
+                out[f"kink_crossings/x{l}"] = float(np.mean(np.sign(state[f"n{l}"]) != np.sign(state[f"x{l}"])))
         for l, w in enumerate(weights, start=1):
             dw = updates[f"W{l}"]
             if self.penalty is not None:
