@@ -25,8 +25,11 @@ counts them) and with the FLOPs it executes (4 products: ``W_1 f(v_0)`` is compu
 implementation's final state is checked against a float64 run of the numpy loop.
 ``--coretype`` also measures the GEMM rate in subprocesses for each ``OPENBLAS_CORETYPE``.
 
+``--threads N`` runs every implementation on N threads (BLAS, numba, PyTorch, XLA); on a shared
+machine under load, single-threaded runs are far less noisy than two-threaded ones.
+
 Run: ``python bench/bench_relaxation.py [--batches 1,256] [--dtypes float32,float64] [--steps 100]
-[--rounds 5] [--coretype Haswell,SkylakeX,] [--json FILE]``.
+[--rounds 5] [--threads N] [--coretype Haswell,SkylakeX,] [--json FILE]``.
 """
 from __future__ import annotations
 
@@ -150,10 +153,13 @@ class NeurosimRun:
         return run
 
 
+THREADS = os.cpu_count() or 1
+
+
 def torch_runner(p: Problem, steps: int):
     import torch
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(THREADS)
     t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in
          dict(W1=p.W[0], W2=p.W[1], W3=p.W[2], b1=p.b[0], b2=p.b[1], b3=p.b[2], x=p.x, y=p.y, v1=p.v1, v2=p.v2).items()}
 
@@ -260,7 +266,7 @@ def bench_config(dtype: str, batch: int, steps: int, rounds: int, numpy_backend_
     p64 = Problem(np.dtype("float64"), [w.astype(np.float64) for w in p.W], [b.astype(np.float64) for b in p.b],
                   p.x.astype(np.float64), p.y.astype(np.float64), p.v1.astype(np.float64), p.v2.astype(np.float64))
     ref = numpy_runner(p64, steps)()
-    numba = NeurosimRun(p, steps, NumbaBackend(dtype))
+    numba = NeurosimRun(p, steps, NumbaBackend(dtype, threads=THREADS))
     runners = {"numpy": (numpy_runner(p, steps), steps), "neurosim-numba": (numba.run, steps),
                "kernel": (numba.kernel_runner(), steps)}
     nb_steps = min(steps, numpy_backend_steps)
@@ -325,11 +331,23 @@ def main(argv=None) -> int:
     ap.add_argument("--peers", default="torch,jax,pcx")
     ap.add_argument("--coretype", default=None, help="comma list of OPENBLAS_CORETYPE values for GEMM rates "
                                                      "in subprocesses (empty item: unset)")
+    ap.add_argument("--threads", type=int, default=0, help="threads for every implementation (0: all CPUs)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    global THREADS
+    if args.threads:
+        THREADS = args.threads
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen="
+                                   f"{'true' if THREADS > 1 else 'false'} intra_op_parallelism_threads={THREADS}")
+        import numba
+        import scipy.linalg.cython_blas  # noqa: F401  (numba's BLAS: loaded now so that the limit reaches it)
+        from threadpoolctl import threadpool_limits
+
+        numba.set_num_threads(min(THREADS, numba.config.NUMBA_NUM_THREADS))
+        threadpool_limits(THREADS)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     peers = [s for s in args.peers.split(",") if s]
-    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs, load "
+    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs, {THREADS} thread(s), load "
           f"{os.getloadavg()[0]:.1f}, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
     results = []
     for dtype in args.dtypes.split(","):
@@ -337,7 +355,7 @@ def main(argv=None) -> int:
             r = bench_config(dtype, batch, args.steps, args.rounds, args.numpy_backend_steps, peers)
             print(report(r), flush=True)
             results.append(r)
-    out = {"results": results, "load_end": os.getloadavg()[0]}
+    out = {"results": results, "threads": THREADS, "load_end": os.getloadavg()[0]}
     if args.coretype is not None:
         out["coretype_gemm_gflops"] = coretype_rates(args.coretype.split(","))
         print("GEMM rates by OPENBLAS_CORETYPE:", json.dumps(out["coretype_gemm_gflops"]))
