@@ -32,7 +32,7 @@ def test_penalties_vanish_where_they_should():
     d = np.diag([1.0, 2.0, 3.0])
     assert Orthonormality(1.0).value(q) < 1e-25 and OffDiagonalOrthogonality(1.0).value(q) < 1e-25
     assert OffDiagonalOrthogonality(1.0).value(d) == 0.0  # column norms are free ...
-    assert Orthonormality(1.0).value(d) == pytest.approx((1 - 1) ** 2 + (4 - 1) ** 2 + (9 - 1) ** 2)  # ... unless orthonormal
+    assert Orthonormality(1.0).value(d) == pytest.approx(0 + 3 ** 2 + 8 ** 2)  # ... unless orthonormal
 
 
 def test_orthogonal_columns_of_unequal_norm_are_not_an_orthogonal_matrix():

@@ -4,7 +4,6 @@ Oracle: :func:`neurosim.analysis.backprop_reference`. GAIT-prop equals backprop 
 orthogonal and, for the piecewise-linear leaky ReLU, no nudged rate crosses the kink; the
 crossing condition is computed independently by the algebraic recursion of the paper.
 """
-import numpy as np
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
