@@ -9,10 +9,12 @@ feedforward state, batch ``--batch`` (1), float64, no stopping rule.
   population, dense ``Synapses`` with summed variables per projection), cython target, no
   monitors. The first ``run()`` compiles every code object into a fresh cache directory: the
   compile time (cold first run minus a warm run of the same length) is shown apart. Warm
-  networks then reuse the compiled modules; their time per step is the slope between a short
-  and a long ``run()`` (so the fixed cost of each ``run()`` call is shown apart too).
+  networks then reuse the compiled modules; their time per step is the time of Brian2's
+  simulation loop divided by the steps, and the rest of each ``run()`` call (Brian2 sets up
+  its code objects at every call) is shown apart.
 * neurosim: ``Backend.relax`` of the same phase (``--backend``, default numba where present),
-  no samples, residuals and convergence bookkeeping included, as the simulator runs it.
+  no samples, residuals and convergence bookkeeping included, as the simulator runs it, after
+  one untimed warm-up run (JIT compilation).
 
 Both run from the same start state, interleaved for ``--rounds`` rounds; medians are reported,
 with the ratio Brian2 / neurosim (> 1: neurosim faster) per step and per complete phase, and
@@ -70,14 +72,12 @@ def time_neurosim(circuit, phase, data, start, backend: str) -> tuple[float, dic
 
 
 def time_brian2(circuit, phase, data, start, steps: int) -> tuple[float, float, float]:
-    """A warm network: (seconds per step, fixed seconds per run() call, seconds of the whole phase)."""
-    short = max(1, steps // 10)
+    """A warm network: (seconds per step in Brian2's loop, seconds of set-up per run(), whole run() call)."""
     net = to_brian2(circuit, phase, data, state=start, target="cython", record=False)
-    t_short = net.run(short).wall_s
+    net.run(1)  # the network's first run() generates and loads its code objects
     net.load(data, start)
-    t_full = net.run(steps).wall_s
-    per_step = (t_full - t_short) / (steps - short)
-    return per_step, t_short - short * per_step, t_full
+    wall = net.run(steps).wall_s
+    return net.last_loop_s / steps, wall - net.last_loop_s, wall
 
 
 def main() -> None:
@@ -113,6 +113,7 @@ def main() -> None:
     print(f"Brian2 build (objects, synapses) {build_s:.2f} s; first run() {cold.wall_s:.2f} s of which "
           f"compilation ≈ {compile_s:.2f} s (cold cache; cached on disk afterwards)")
 
+    time_neurosim(circuit, phase, data, start, args.backend)  # warm-up (JIT compilation)
     ours, theirs = [], []
     final_ns = None
     for _ in range(args.rounds):
@@ -132,7 +133,7 @@ def main() -> None:
     print(f"{'':<24}{'per step':>14}{'whole phase':>14}")
     print(f"{'neurosim[' + args.backend + ']':<24}{ns_step * 1e6:>11.1f} µs{ns_phase:>12.4f} s")
     print(f"{'brian2[cython]':<24}{b2_step * 1e6:>11.1f} µs{b2_phase:>12.4f} s   "
-          f"(+{b2_fixed:.3f} s fixed per run() call)")
+          f"(of which {b2_fixed:.3f} s set-up per run() call)")
     print(f"ratio brian2 / neurosim: {b2_step / ns_step:.1f}x per step, {b2_phase / ns_phase:.1f}x per phase "
           f"(medians of {args.rounds} interleaved rounds)")
     print(f"final states agree to {rel:.1e} (relative, max over populations)")

@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 import neurosim as ns
+import neurosim.scenario
 from neurosim.brian import export_forward
 from neurosim.circuits import backprop
 

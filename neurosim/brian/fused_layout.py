@@ -101,7 +101,8 @@ class FusedPhase(BrianPhase):
         if self.record:
             variables = [self._var(n, j) for n in plan.computed for j in range(self.circuit.population(n).size)]
             self._monitors["all"] = StateMonitor(self.group, variables, record=True, when="groups", order=0,
-                                                 clock=self.clock, name="ns_fused_monitor", codeobj_class=NumpyCodeObject)
+                                                 clock=self.clock, name="ns_fused_monitor",
+                                                 codeobj_class=NumpyCodeObject)
             objects.append(self._monitors["all"])
         return objects
 

@@ -68,6 +68,9 @@ class BrianPhase:
     network : brian2.Network
     equations : dict group name -> str
         The Brian2 model equations of every ``NeuronGroup`` and ``Synapses`` object.
+    last_loop_s : float
+        Seconds Brian2 spent in its simulation loop during the last :meth:`run` (its code
+        generation, compilation and set-up before the loop excluded).
     """
 
     layout: ClassVar[str] = ""
@@ -96,6 +99,7 @@ class BrianPhase:
             objects = self._build()
         self.network = Network(*objects)
         self._samples = 0
+        self.last_loop_s = 0.0
         self._load(start)
 
     # -- layout-specific ------------------------------------------------------------------
@@ -155,7 +159,7 @@ class BrianPhase:
             ``states[p]`` of shape ``(steps, B, n)`` for every computed population (empty when
             built with ``record=False``; :meth:`state` gives the final states).
         """
-        from brian2 import ms
+        from brian2 import get_device, ms
 
         steps = self.phase.max_steps if steps is None else int(steps)
         if steps < 1:
@@ -165,6 +169,7 @@ class BrianPhase:
         with brian_prefs(self.target, self.dtype, self.optimise):
             wall0 = time.perf_counter()
             self.network.run(steps * dt * ms, namespace={})
+            self.last_loop_s = float(get_device()._last_run_time)
             updaters = self._state_updaters()
             for su in updaters:
                 su.active = False
