@@ -654,10 +654,12 @@ class LoopGuard:
                 )
 
     def epoch_metrics(self) -> dict[str, float]:
-        """Repairs in the epoch and in total; per loop the last and the largest abscissa (1/ms) and step growth."""
+        """Repairs in the epoch and in total, their summed relative change of the repaired matrices
+        (``||ΔA||/||A||`` per repair); per loop the last and the largest abscissa (1/ms) and step growth."""
         rows = self.history[self._epoch_start_row:]
         new = self.log.since(self._epoch_start_log)
-        out: dict[str, float] = {"repairs": float(len(new)), "repairs_total": float(len(self.log))}
+        out: dict[str, float] = {"repairs": float(len(new)), "repairs_total": float(len(self.log)),
+                                 "repair_change": float(sum(r.change for r in new))}
         for c in self.checks:
             mine = [r for r in rows if r[1] == c.name]
             if not mine:

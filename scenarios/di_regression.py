@@ -41,6 +41,7 @@ import numpy as np
 
 import neurosim as ns
 import neurosim.scenario
+from neurosim.analysis import angle_deg
 from neurosim.circuits import backprop, dynamic_inversion, feedback_alignment, ndi, pseudo_backprop
 from neurosim.circuits import single_loop_di
 
@@ -105,34 +106,54 @@ def initial_forward(sizes: list, activation: str, config: dict) -> dict | None:
     return {f"W{l}": c.projection(f"W{l}").weights for l in range(1, len(sizes))}
 
 
-class LoopTiming:
-    """Per-block metrics: mean relaxation steps and simulated ms per trial of the ``invert`` phases."""
+class LoopMetrics:
+    """Per-block metrics of the loop circuits: relaxation per trial and how far each feedback ``B``
+    is from the negative transpose of the forward product it inverts (the pseudo-inverse choice)."""
 
-    def __init__(self):
+    def __init__(self, circuit):
         self.start = 0
+        self.feedback = {}
+        for p in circuit.projections:
+            if p.name.startswith("B") and p.pathway == "feedback" and circuit.name in ("di", "sldi", "ndi"):
+                top, _, bottom = p.name[1:].partition("_")
+                bottom = int(bottom) if bottom else int(top) - 1
+                self.feedback[p.name] = list(range(bottom + 1, int(top) + 1))
 
     def __call__(self, sim: ns.Simulator, epoch: int) -> dict:
         rows = sim.log.rows[self.start:]
         self.start = len(sim.log.rows)
+        out = {}
+        for name, layers in self.feedback.items():
+            prod = None
+            for j in layers:
+                w = sim.effective_weights(f"W{j}")
+                prod = w if prod is None else w @ prod
+            out[f"angle/{name}_vs_neg_forward_T"] = angle_deg(sim.effective_weights(name), -prod.T)
         inv = [r for r in rows if r.phase.startswith("invert")]
-        trials = {r.trial for r in rows}
-        if not inv:
-            return {}
-        return {"relax_steps_per_trial": sum(r.steps for r in inv) / len(trials),
-                "relax_ms_per_trial": sum(r.end_ms - r.start_ms for r in inv) / len(trials),
-                "relax_converged_fraction": float(np.mean([r.converged for r in inv]))}
+        if inv:
+            trials = {r.trial for r in rows}
+            out.update({"relax_steps_per_trial": sum(r.steps for r in inv) / len(trials),
+                        "relax_ms_per_trial": sum(r.end_ms - r.start_ms for r in inv) / len(trials),
+                        "relax_converged_fraction": float(np.mean([r.converged for r in inv]))})
+        return out
 
 
 def train_model(task: str, name: str, data, config: dict, out: Path) -> dict:
     sizes, activation = TASKS[task]
-    circuit, sched = build_model(name, sizes, activation, config)
+    try:
+        circuit, sched = build_model(name, sizes, activation, config)
+    except (ns.CircuitError, ns.StabilityError) as err:
+        nan = float("nan")
+        return {"task": task, "model": name, "samples": 0, "initial": nan, "final": nan, "repairs": 0,
+                "relax_steps": nan, "repair_change": nan, "abscissa_max": nan, "angle_B": nan, "wall_s": 0.0,
+                "status": f"refused at build: {str(err).split('. Fixes')[0][:110]}"}
     sim = ns.Simulator(circuit, sched, backend=config["backend"], dtype=config["dtype"], seed=config["seed"],
                        progress=False)
     for k, w in (initial_forward(sizes, activation, config) or {}).items():
         sim.weights[k] = sim.backend.asarray(w)
     steps = config[f"{task}_steps"]
     block = max(1, min(config["eval_every"], steps))
-    timing = LoopTiming()
+    timing = LoopMetrics(circuit)
     curve, status = [], "ok"
     t0 = time.perf_counter()
     with ns.Trace(out / f"{task}_{name}.h5", mode="w") as trace:
@@ -143,7 +164,7 @@ def train_model(task: str, name: str, data, config: dict, out: Path) -> dict:
                 hist = sim.train(part, epochs=1, batch_size=1, test=data.test, metrics=timing,
                                  trace=trace if config["phase_log"] else None)
             except (ns.StabilityError, ns.SimulationError) as err:
-                status = f"stopped after {start} samples: {str(err).split(';')[0][:90]}"
+                status = f"stopped in samples {start}–{start + block}: {str(err).split(';')[0][:90]}"
                 break
             if not config["phase_log"]:  # metrics only: one row per block
                 trace.log_metrics(sim.epoch - 1, {k: v[-1] for k, v in hist.metrics.items()})
@@ -152,26 +173,31 @@ def train_model(task: str, name: str, data, config: dict, out: Path) -> dict:
     return {"task": task, "model": name, "samples": steps if status == "ok" else None,
             "initial": curve[0] if curve else float("nan"), "final": curve[-1] if curve else float("nan"),
             "repairs": len(getattr(sched.phases[-1].after[0], "log", [])) if sched.phases[-1].after else 0,
-            "relax_steps": timing_mean(out / f"{task}_{name}.h5"), "wall_s": time.perf_counter() - t0,
-            "status": status}
+            **trace_summary(out / f"{task}_{name}.h5"), "wall_s": time.perf_counter() - t0, "status": status}
 
 
-def timing_mean(path: Path) -> float:
-    """Mean relaxation steps per trial over the run, from the trace metrics (NaN without loops)."""
+def trace_summary(path: Path) -> dict:
+    """From the trace metrics: mean relaxation steps per trial, summed relative change of B by repairs,
+    the largest spectral abscissa (1/ms) over the run, and the final angle of B to -Wᵀ (NaN where absent)."""
     with ns.load_trace(path) as tf:
-        m = tf.metrics()
-    if "relax_steps_per_trial" not in m:
-        return float("nan")
-    return float(np.mean(m["relax_steps_per_trial"][1]))
+        m = {k: v[1] for k, v in tf.metrics().items()}
+    nan = float("nan")
+    angles = [v[-1] for k, v in m.items() if k.startswith("angle/") and len(v)]
+    absc = [v.max() for k, v in m.items() if k.startswith("abscissa_max_per_ms/") and len(v)]
+    return {"relax_steps": float(np.mean(m["relax_steps_per_trial"])) if "relax_steps_per_trial" in m else nan,
+            "repair_change": float(np.sum(m["repair_change"])) if "repair_change" in m else nan,
+            "abscissa_max": max(absc) if absc else nan, "angle_B": max(angles) if angles else nan}
 
 
 def format_table(rows: list) -> str:
-    lines = ["| task | model | test loss first block | test loss final | repairs | relax steps / trial | wall s | status |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| task | model | test loss after first block | final test loss | relax steps / trial | repairs "
+             "| Σ repair ‖ΔB‖/‖B‖ | max abscissa (1/ms) | final ∠(B, -Wᵀ) ° | wall s | status |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    f = lambda v, spec: "–" if np.isnan(v) else format(v, spec)  # noqa: E731
     for r in rows:
-        steps = "–" if np.isnan(r["relax_steps"]) else f"{r['relax_steps']:.0f}"
-        lines.append(f"| {r['task']} | {r['model']} | {r['initial']:.4g} | {r['final']:.4g} | {r['repairs']} | {steps} "
-                     f"| {r['wall_s']:.0f} | {r['status']} |")
+        lines.append(f"| {r['task']} | {r['model']} | {r['initial']:.4g} | {r['final']:.4g} | {f(r['relax_steps'], '.0f')} "
+                     f"| {r['repairs']} | {f(r['repair_change'], '.3g')} | {f(r['abscissa_max'], '.3g')} "
+                     f"| {f(r['angle_B'], '.1f')} | {r['wall_s']:.0f} | {r['status']} |")
     return "\n".join(lines)
 
 
