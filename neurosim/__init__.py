@@ -10,7 +10,7 @@ from .activations import Activation, get_activation
 from .dale import EISplit
 from .losses import get_loss
 from .model import Circuit, CircuitError, Population, Projection, Tied
-from .plasticity import SGD, BiasRule, LocalityError, OuterProduct, Rule
+from .plasticity import SGD, Adam, BiasRule, LocalityError, OuterProduct, Rule
 from .schedule import Converged, Learn, Phase, Schedule, ScheduleError
 from .sources import Constant, Data, OutputError, StateOf, Zero
 from .integrate import StabilityError
@@ -20,7 +20,7 @@ from .backends import available_backends, get_backend
 
 __all__ = [
     "__version__", "Activation", "get_activation", "EISplit", "get_loss", "Circuit", "CircuitError",
-    "Population", "Projection", "Tied", "SGD", "BiasRule", "LocalityError", "OuterProduct", "Rule",
+    "Population", "Projection", "Tied", "SGD", "Adam", "BiasRule", "LocalityError", "OuterProduct", "Rule",
     "Converged", "Learn", "Phase", "Schedule", "ScheduleError", "Constant", "Data", "OutputError",
     "StateOf", "Zero", "StabilityError", "ConvergenceMonitor", "StateMonitor", "WeightMonitor",
     "History", "SimulationError", "Simulator", "TrialResult", "available_backends", "get_backend",

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "LocalityError", "SynapseView", "Rule", "OuterProduct", "BiasRule", "SGD", "OptimizerState",
+    "LocalityError", "SynapseView", "Rule", "OuterProduct", "BiasRule", "SGD", "Adam", "OptimizerState",
 ]
 
 
@@ -178,16 +178,75 @@ class SGD:
         return "SGD(" + ", ".join(parts) + ")"
 
 
+@dataclass(frozen=True)
+class Adam:
+    """Adam on the rule's ascent direction, per parameter (Kingma & Ba 2015).
+
+    ``g = ΔW/B``; ``m ← β1 m + (1-β1) g``; ``v ← β2 v + (1-β2) g²``;
+    ``W ← W + lr (m̂ / (sqrt(v̂) + eps) - weight_decay W)`` with ``m̂, v̂`` bias-corrected when
+    ``bias_correction`` (the GAIT-prop authors' variant has none, β2 = 0.99).
+
+    Parameters
+    ----------
+    lr : float
+    beta1, beta2 : float
+        Decay rates of the first and second moments, in [0, 1).
+    eps : float
+        Added to the root of the second moment (> 0).
+    weight_decay : float
+        Decoupled decay (AdamW style).
+    bias_correction : bool
+    average : bool
+        Divide the batch-summed ``ΔW`` by the batch size.
+    """
+
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    bias_correction: bool = True
+    average: bool = True
+
+    def __post_init__(self) -> None:
+        if not (self.lr >= 0 and np.isfinite(self.lr)):
+            raise ValueError(f"Adam.lr={self.lr!r} must be finite and >= 0")
+        for name in ("beta1", "beta2"):
+            if not (0.0 <= getattr(self, name) < 1.0):
+                raise ValueError(f"Adam.{name}={getattr(self, name)!r} must lie in [0, 1)")
+        if not self.eps > 0:
+            raise ValueError(f"Adam.eps={self.eps!r} must be > 0, e.g. 1e-8")
+        if not (self.weight_decay >= 0):
+            raise ValueError(f"Adam.weight_decay={self.weight_decay!r} must be >= 0")
+
+    def describe(self) -> str:
+        bc = "" if self.bias_correction else ", no bias correction"
+        wd = f", weight_decay={self.weight_decay:g}" if self.weight_decay else ""
+        return f"Adam(lr={self.lr:g}, betas=({self.beta1:g}, {self.beta2:g}), eps={self.eps:g}{wd}{bc})"
+
+
 @dataclass
 class OptimizerState:
-    """Momentum buffers, one per parameter."""
+    """Per-parameter optimiser buffers (momentum, Adam moments and step counts)."""
 
     velocity: dict[str, Any] = field(default_factory=dict)
+    moments: dict[str, tuple] = field(default_factory=dict)
 
-    def apply(self, opt: SGD, key: str, param, delta, batch_size: int):
+    def apply(self, opt: "SGD | Adam", key: str, param, delta, batch_size: int):
         """Return the updated parameter (does not modify ``param`` in place)."""
         step = delta / batch_size if opt.average else delta
-        if opt.momentum:
+        if isinstance(opt, Adam):
+            m, v, t = self.moments.get(key, (0.0, 0.0, 0))
+            t += 1
+            m = opt.beta1 * m + (1.0 - opt.beta1) * step
+            v = opt.beta2 * v + (1.0 - opt.beta2) * step * step
+            self.moments[key] = (m, v, t)
+            if opt.bias_correction:
+                m_hat, v_hat = m / (1.0 - opt.beta1 ** t), v / (1.0 - opt.beta2 ** t)
+            else:
+                m_hat, v_hat = m, v
+            step = m_hat / ((v_hat ** 0.5) + opt.eps)
+        elif opt.momentum:
             v = self.velocity.get(key)
             v = step if v is None else opt.momentum * v + step
             self.velocity[key] = v

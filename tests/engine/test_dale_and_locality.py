@@ -88,3 +88,20 @@ def test_momentum_and_weight_decay():
     np.testing.assert_allclose(w2, w1 + 0.1 * (0.9 * d + d - 0.01 * w1))
     with pytest.raises(ValueError, match="SGD.momentum=1.0 must lie in"):
         ns.SGD(momentum=1.0)
+
+
+def test_adam_matches_its_equations():
+    from neurosim.plasticity import OptimizerState
+
+    opt = ns.Adam(lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8)
+    st_ = OptimizerState()
+    w = np.zeros(2)
+    g1, g2 = np.array([2.0, -1.0]), np.array([1.0, 1.0])
+    w1 = st_.apply(opt, "w", w, g1 * 4, 4)  # batch of 4: mean direction g1
+    np.testing.assert_allclose(w1, 0.1 * np.sign(g1), rtol=1e-6)  # first step of Adam is lr*sign(g)
+    w2 = st_.apply(opt, "w", w1, g2 * 4, 4)
+    m = 0.9 * 0.1 * g1 + 0.1 * g2
+    v = 0.99 * 0.01 * g1**2 + 0.01 * g2**2
+    np.testing.assert_allclose(w2, w1 + 0.1 * (m / 0.19) / (np.sqrt(v / (1 - 0.99**2)) + 1e-8), rtol=1e-10)
+    with pytest.raises(ValueError, match="Adam.beta2=1.0 must lie in"):
+        ns.Adam(beta2=1.0)
