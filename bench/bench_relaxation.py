@@ -241,7 +241,7 @@ def coretype_rates(coretypes: list[str]) -> dict:
             "print(b.gemm_rate('float32'), b.gemm_rate('float64'))" % os.path.dirname(os.path.abspath(__file__)))
     out = {}
     for ct in coretypes:
-        env = dict(os.environ)
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(THREADS))
         env.pop("OPENBLAS_CORETYPE", None)
         if ct:
             env["OPENBLAS_CORETYPE"] = ct
