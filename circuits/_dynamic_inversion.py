@@ -36,10 +36,11 @@ from neurosim.units import positive_ms
 
 from . import _mlp
 
-__all__ = ["FEEDBACK_INITS", "LoopSpec", "plan_loops", "loop_of", "initial_feedback", "stabilise_at_build",
-           "error_populations", "loop_parts", "output_error_phase", "loop_phases", "chain_phase",
-           "default_loop_dt", "loop_guard", "ClosedFormFeedback", "ndi_feedback", "pbp_feedback",
-           "forward_layers", "alpha_per_layer", "learn_with"]
+__all__ = ["FEEDBACK_INITS", "LoopSpec", "plan_loops", "alpha_per_layer", "loop_of", "initial_feedback",
+           "stabilise_at_build", "forward_layers", "error_populations", "loop_parts", "GatedRelay",
+           "output_error_phase", "loop_phases", "chain_phase", "default_loop_dt", "check_loop_dt", "loop_guard",
+           "learn_with", "ndi_feedback", "pbp_feedback", "ClosedFormFeedback", "ssa_settings", "build_loop_circuit",
+           "meta_of", "build_log", "loop_schedule", "build_chain_circuit", "chain_schedule"]
 
 FEEDBACK_INITS = ("neg_transpose", "random", "optim")
 """How a loop's feedback B starts: ``-(W_l ... W_{l-k+1})^T``, ``U(-0.5, 0.5)``, or ``U(-0.01, 0.01)`` + SSA."""
@@ -250,14 +251,14 @@ def error_populations(spec: _mlp.LayerSpec) -> list[Population]:
             for l in range(1, spec.depth + 1)]
 
 
-def loop_parts(loop: LoopSpec, sizes: Sequence[int], alpha: float, tau_ms: float, feedback: np.ndarray,
-               plastic_feedback: bool = False) -> tuple[list[Population], list[Projection]]:
+def loop_parts(loop: LoopSpec, sizes: Sequence[int], alpha: float, tau_ms: float,
+               feedback: np.ndarray) -> tuple[list[Population], list[Projection]]:
     """Controller, relays and the ring's projections of one loop (see the module docstring for names)."""
     pops = [Population(loop.controller, sizes[loop.top], tau_ms, "linear", leak=alpha, role="controller")]
     pops += [Population(loop.relay(j), sizes[j], tau_ms, "linear", compartment_of=f"x{j}", role="relay")
              for j in loop.errors]
     projs = [Projection(loop.feedback, loop.controller, loop.relay(loop.bottom), feedback, pathway="feedback",
-                        signal="u", plastic=plastic_feedback)]
+                        signal="u")]
     for j in loop.forward:
         post = loop.controller if j == loop.top else loop.relay(j)
         projs.append(Projection(f"F{j}", loop.relay(j - 1), post, Tied(f"W{j}", "identity"), pathway="feedback",
@@ -300,8 +301,8 @@ class GatedRelay(Source):
 def output_error_phase(spec: _mlp.LayerSpec, dt_ms: float) -> Phase:
     """Clamp ``e_L = -dℓ/da_L`` (one step; training only)."""
     L = spec.depth
-    return Phase("output_error", evolve=[], projections=[], clamp={f"e{L}": OutputError(f"x{L}", spec.loss, "y")}, dt_ms=dt_ms,
-                 max_ms=dt_ms, until=Converged(), training=True)
+    return Phase("output_error", evolve=[], projections=[], clamp={f"e{L}": OutputError(f"x{L}", spec.loss, "y")},
+                 dt_ms=dt_ms, max_ms=dt_ms, until=Converged(), training=True)
 
 
 def loop_phases(loop: LoopSpec, *, dt_ms: float, max_ms: float, settle: Converged | None,
@@ -422,14 +423,12 @@ def loop_time(tau_ms: float, tau_loop_ms: float | None) -> float:
 
 
 # ----------------------------------------------------------------------------------------------
-# Whole circuits: simulated loops (DI, SLDI) and closed-form chains (NDI, PBP, FA baseline)
+# Whole circuits: simulated loops (DI, SLDI) and closed-form chains (NDI, PBP)
 # ----------------------------------------------------------------------------------------------
 
-SSA_DEFAULTS = {"lr": 0.5, "min_iters": 10, "max_iters": 2000}
-"""SSA settings (the authors' regression scripts use lr 0.5, up to 2000 iterations)."""
 
-
-def _ssa_settings(ssa_lr: float, ssa_min_iters: int, ssa_max_iters: int) -> dict[str, Any]:
+def ssa_settings(ssa_lr: float, ssa_min_iters: int, ssa_max_iters: int) -> dict[str, Any]:
+    """Validated keyword arguments of :func:`neurosim.stability.ssa_repair` (the authors' regressions: 0.5, 2000)."""
     if not ssa_lr > 0 or int(ssa_min_iters) < 0 or int(ssa_max_iters) < max(1, int(ssa_min_iters)):
         raise ValueError(f"ssa_lr={ssa_lr!r}, ssa_min_iters={ssa_min_iters!r}, ssa_max_iters={ssa_max_iters!r}: "
                          f"need lr > 0 and 0 <= min_iters <= max_iters, max_iters >= 1")
@@ -453,7 +452,7 @@ def build_loop_circuit(name: str, block: int, sizes: Sequence[int], activation: 
         raise ValueError(f"feedback={feedback!r} is unknown; choose one of {FEEDBACK_INITS}")
     if not repair_margin > 0:
         raise ValueError(f"repair_margin={repair_margin!r} must be > 0 (in units of 1/tau_loop)")
-    ssa = _ssa_settings(ssa_lr, ssa_min_iters, ssa_max_iters)
+    ssa = ssa_settings(ssa_lr, ssa_min_iters, ssa_max_iters)
     alphas = alpha_per_layer(alpha, spec.depth)
     w_list, biases, rng = forward_layers(spec, seed, weight_scale, init_range)
     weights = {f"W{l}": w for l, w in enumerate(w_list, start=1)}

@@ -43,7 +43,7 @@ def build(sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", *, 
     spec = _mlp.layer_spec(sizes, activation, loss, tau_ms)
     if feedback not in _di.FEEDBACK_INITS:
         raise ValueError(f"feedback={feedback!r} is unknown; choose one of {_di.FEEDBACK_INITS}")
-    ssa = _di._ssa_settings(ssa_lr, ssa_min_iters, ssa_max_iters)
+    ssa = _di.ssa_settings(ssa_lr, ssa_min_iters, ssa_max_iters)
     alphas = _di.alpha_per_layer(alpha, spec.depth)
     w_list, biases, rng = _di.forward_layers(spec, seed, weight_scale, init_range)
     weights = {f"W{l}": w for l, w in enumerate(w_list, start=1)}

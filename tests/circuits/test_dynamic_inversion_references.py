@@ -70,7 +70,7 @@ def test_closed_form_feedback_follows_the_weights_after_every_update():
     data = ns.data.teacher_student([5, 9, 4], 12, 4, seed=0).train
     for module, build in ((ndi, {"alpha": 0.1}), (pbp, {})):
         circuit = module.build([5, 9, 4], "tanh", "mse", seed=0, **build)
-        sim = ns.Simulator(circuit, module.schedule(circuit, lr=0.5))
+        sim = ns.Simulator(circuit, module.schedule(circuit, lr=0.5), backend="numpy")
         w0 = sim.effective_weights("W2").copy()
         sim.train(data, epochs=1, batch_size=4)
         w = sim.effective_weights("W2")

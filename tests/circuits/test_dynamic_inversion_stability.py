@@ -76,8 +76,8 @@ def test_loop_step_beyond_the_euler_bound_is_refused():
     for dt in (0.9 * limit, None):
         sched = di.schedule(circuit, loop_dt_ms=dt, loop_max_ms=1e5)
         rng = np.random.default_rng(0)
-        res = ns.Simulator(circuit, sched).run_trial({"x": rng.normal(size=(2, 6)), "y": rng.normal(size=(2, 10))},
-                                                      apply_updates=False)
+        batch = {"x": rng.normal(size=(2, 6)), "y": rng.normal(size=(2, 10))}
+        res = ns.Simulator(circuit, sched, backend="numpy").run_trial(batch, apply_updates=False)
         inv = [r for r in res.records if r.phase == "invert2"][0]
         assert inv.converged
 
@@ -89,9 +89,11 @@ def test_unstable_loop_during_training_is_refused_or_repaired_and_counted(tmp_pa
     for repair in (False, True):
         circuit = di.build([6, 12, 4], "tanh", "mse", seed=1)
         sched = di.schedule(circuit, lr=0.0, repair_during_training=repair)
-        sim = ns.Simulator(circuit, sched)
+        sim = ns.Simulator(circuit, sched, backend="numpy")
         w = sim.effective_weights("W2")
-        sim.weights["B2"] = sim.backend.asarray(w.T)  # positive feedback: WB = WWᵀ > 0
+        # as if an update had made the loop unstable (positive feedback, WB = WWᵀ > 0): the check
+        # after the next update must catch it
+        sim.weights["B2"] = sim.backend.asarray(w.T)
         if not repair:
             with pytest.raises(ns.StabilityError, match="spectral abscissa"):
                 sim.train(data.train, epochs=1, batch_size=4)
