@@ -655,7 +655,8 @@ class LoopGuard:
 
     def epoch_metrics(self) -> dict[str, float]:
         """Repairs in the epoch and in total, their summed relative change of the repaired matrices
-        (``||ΔA||/||A||`` per repair); per loop the last and the largest abscissa (1/ms) and step growth."""
+        (``||ΔA||/||A||`` per repair); per loop its repairs, the last and the largest abscissa (1/ms) and
+        the largest step growth."""
         rows = self.history[self._epoch_start_row:]
         new = self.log.since(self._epoch_start_log)
         out: dict[str, float] = {"repairs": float(len(new)), "repairs_total": float(len(self.log)),
@@ -664,6 +665,7 @@ class LoopGuard:
             mine = [r for r in rows if r[1] == c.name]
             if not mine:
                 continue
+            out[f"repairs/{c.name}"] = float(sum(1 for r in new if r.loop == c.name))
             out[f"abscissa_per_ms/{c.name}"] = mine[-1][2]
             out[f"abscissa_max_per_ms/{c.name}"] = max(r[2] for r in mine)
             if c.dt_ms is not None:
