@@ -20,8 +20,11 @@ Both run from the same start state, interleaved for ``--rounds`` rounds; medians
 with the ratio Brian2 / neurosim (> 1: neurosim faster) per step and per complete phase, and
 the largest relative difference of the final states (they must agree to round-off).
 
+Brian2's runtime is single-threaded; neurosim's BLAS runs on ``--threads`` (1) threads (more
+threads than free cores make the matrix products spin instead of compute on a shared machine).
+
 Run: ``python bench/bench_brian2.py [--sizes 784,512,512,10] [--batch 1] [--steps 100]
-[--rounds 3] [--backend numba]``.
+[--rounds 3] [--backend numba] [--threads 1]``.
 """
 from __future__ import annotations
 
@@ -31,11 +34,12 @@ import tempfile
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import neurosim as ns
 from neurosim import circuits
 from neurosim.backends import get_backend
-from neurosim.brian import phase_start, run_neurosim, to_brian2
+from neurosim.brian import ZERO_SCALE, phase_start, run_neurosim, to_brian2
 from neurosim.brian.plan import fixed_steps
 from neurosim.dynamics import PhaseField
 
@@ -71,6 +75,12 @@ def time_neurosim(circuit, phase, data, start, backend: str) -> tuple[float, dic
     return wall, {k: be.to_host(v) for k, v in res.state.items()}
 
 
+def _relative(theirs: np.ndarray, ours: np.ndarray) -> float:
+    """``max |Δ| / max |ours|`` (absolute where ours is zero up to round-off, as in neurosim.brian.compare)."""
+    diff, scale = float(np.max(np.abs(theirs - ours))), float(np.max(np.abs(ours)))
+    return diff / scale if scale > ZERO_SCALE else diff
+
+
 def time_brian2(circuit, phase, data, start, steps: int) -> tuple[float, float, float]:
     """A warm network: (seconds per step in Brian2's loop, seconds of set-up per run(), whole run() call)."""
     net = to_brian2(circuit, phase, data, state=start, target="cython", record=False)
@@ -87,14 +97,20 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=100, help="Euler steps of the phase (default 100)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (default 3)")
     p.add_argument("--backend", default=fastest_cpu_backend(), help="neurosim backend (default: numba if present)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS threads of neurosim (default 1, like Brian2's single-threaded runtime)")
     args = p.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
     if args.steps < 2:
         p.error("--steps must be at least 2")
+    with threadpool_limits(limits=args.threads):
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    sizes = [int(s) for s in args.sizes.split(",")]
     circuit, phase, data, start = make_problem(sizes, args.batch, args.steps)
-    n_syn = sum(s * t for s, t in zip(sizes[1:], sizes[:-1])) + sum(s * t for s, t in zip(sizes[2:], sizes[1:-1]))
     print(f"IL relax phase {'-'.join(map(str, sizes))} tanh, batch {args.batch}, {args.steps} Euler steps "
-          f"dt/tau=0.1, float64; Brian2 {args.batch * n_syn:,} weight synapses (+ identity links), cython target")
+          f"dt/tau=0.1, float64; Brian2 cython target; neurosim with {args.threads} BLAS thread(s)")
 
     from brian2 import prefs
 
@@ -110,8 +126,10 @@ def main() -> None:
         finally:
             prefs.codegen.runtime.cython.cache_dir = cache
     compile_s = cold.wall_s - warm_full.wall_s
-    print(f"Brian2 build (objects, synapses) {build_s:.2f} s; first run() {cold.wall_s:.2f} s of which "
-          f"compilation ≈ {compile_s:.2f} s (cold cache; cached on disk afterwards)")
+    n_syn = args.batch * sum(np.count_nonzero(d.weights) for ds in cold_net.plan.drives.values() for d in ds)
+    print(f"Brian2 network: {len(cold_net.equations)} groups and synapse sets, {n_syn:,} synapses; built in "
+          f"{build_s:.2f} s; first run() {cold.wall_s:.2f} s of which compilation ≈ {compile_s:.2f} s "
+          f"(cold cache; cached on disk afterwards)")
 
     time_neurosim(circuit, phase, data, start, args.backend)  # warm-up (JIT compilation)
     ours, theirs = [], []
@@ -128,8 +146,7 @@ def main() -> None:
 
     check = to_brian2(circuit, phase, data, state=start, target="cython", record=False)
     check.run(args.steps)
-    rel = max(float(np.max(np.abs(check.state(n) - final_ns[n])) / max(np.max(np.abs(final_ns[n])), 1e-300))
-              for n in phase.evolve if n in final_ns)
+    rel = max(_relative(check.state(n), final_ns[n]) for n in phase.evolve if n in final_ns)
     print(f"{'':<24}{'per step':>14}{'whole phase':>14}")
     print(f"{'neurosim[' + args.backend + ']':<24}{ns_step * 1e6:>11.1f} µs{ns_phase:>12.4f} s")
     print(f"{'brian2[cython]':<24}{b2_step * 1e6:>11.1f} µs{b2_phase:>12.4f} s   "

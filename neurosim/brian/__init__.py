@@ -8,8 +8,8 @@ report the largest difference; :func:`export_forward` turns a trained forward ne
 reusable Brian2 network. See docs/brian2.md.
 """
 from .build import LAYOUTS, resolve_layout, to_brian2
-from .compare import (DEFAULT_RTOL, PhaseComparison, compare_check, compare_phase, compare_schedule, difference,
-                      summarise)
+from .compare import (DEFAULT_RTOL, ZERO_SCALE, PhaseComparison, compare_check, compare_phase, compare_schedule,
+                      difference, summarise)
 from .export import BrianForward, export_forward
 from .network import TARGETS, BrianPhase
 from .plan import PhasePlan, PhaseStart, phase_start
@@ -19,5 +19,5 @@ from .trajectories import Trajectories
 __all__ = [
     "to_brian2", "BrianPhase", "LAYOUTS", "TARGETS", "resolve_layout", "run_brian2", "run_neurosim", "Trajectories",
     "PhaseComparison", "compare_phase", "compare_schedule", "compare_check", "difference", "summarise",
-    "DEFAULT_RTOL", "export_forward", "BrianForward", "PhasePlan", "PhaseStart", "phase_start",
+    "DEFAULT_RTOL", "ZERO_SCALE", "export_forward", "BrianForward", "PhasePlan", "PhaseStart", "phase_start",
 ]

@@ -24,10 +24,19 @@ def resolve_layout(layout: str, integrator: str) -> str:
     """The layout ``auto`` stands for: ``synapses`` for one-stage integrators, ``fused`` for RK4.
 
     Brian2 updates summed (synaptic) variables once per step, which is exact for forward and
-    exponential Euler but freezes the coupling over RK4's stages.
+    exponential Euler but freezes the coupling over RK4's stages. Exponential Euler is refused
+    in the ``fused`` layout: there Brian2 integrates exactly every term proportional to a unit's
+    own variable, coupling included, while neurosim integrates only the leak exactly.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout={layout!r} is unknown; choose one of {LAYOUTS}")
+    if layout == "fused" and integrator == "exponential_euler":
+        raise ValueError(
+            "layout='fused' with integrator 'exponential_euler': Brian2 would integrate exactly every term "
+            "proportional to a unit's own variable (e.g. the -v inside -(v - mu) of a predictive-coding value "
+            "node), neurosim only its leak; use layout='synapses' (or 'auto'), where the coupling arrives as "
+            "summed variables held for the step"
+        )
     if layout != "auto":
         return layout
     return "synapses" if integrator in _EXACT_IN_SYNAPSES else "fused"

@@ -164,7 +164,8 @@ def compare_check(circuit_name: str, report, options: Mapping[str, Any] | None =
 
     Rebuilds the circuit exactly as the check did (same sizes, activation, loss, seed and
     options), verifies that its weights are the report's ``W1..WL``, and compares neurosim's
-    and Brian2's trajectories of every relaxation phase of the trial on the report's batch.
+    (on the check's backend and dtype) and Brian2's trajectories of every relaxation phase of
+    the trial on the report's batch.
 
     Returns
     -------
@@ -186,5 +187,6 @@ def compare_check(circuit_name: str, report, options: Mapping[str, Any] | None =
                              f"used; the circuit's build() must be deterministic in its seed")
     schedule = module.schedule(circuit, **sched_opts)
     batch = {"x": report.arrays["x"], "y": report.arrays["y"]}
-    comparisons = compare_schedule(schedule, batch, learn=True, layout=layout, target=target, dtype=s["dtype"])
+    comparisons = compare_schedule(schedule, batch, learn=True, layout=layout, target=target, dtype=s["dtype"],
+                                   backend=s["backend"])
     return summarise(comparisons)

@@ -78,7 +78,7 @@ class BrianPhase:
 
     def __init__(self, circuit: Circuit, phase: Phase, start: PhaseStart, *, weights: Mapping[str, Any],
                  biases: Mapping[str, Any], target: str, dtype: str, record: bool):
-        from brian2 import Network
+        from brian2 import Clock, Network, ms
 
         self.circuit = circuit
         self.phase = phase
@@ -92,8 +92,6 @@ class BrianPhase:
         self.batch_size = start.batch_size
         self.equations: dict[str, str] = {}
         self._monitors: dict = {}
-        from brian2 import Clock, ms
-
         with brian_prefs("numpy", dtype):  # build-time code (synapse creation) needs no compiler
             self.clock = Clock(dt=phase.dt_ms * ms, name="ns_clock")
             objects = self._build()

@@ -78,6 +78,8 @@ def test_auto_layout_picks_the_exact_one():
     assert resolve_layout("auto", "rk4") == "fused"
     with pytest.raises(ValueError, match="layout='grid'"):
         resolve_layout("grid", "euler")
+    with pytest.raises(ValueError, match="layout='synapses'"):
+        resolve_layout("fused", "exponential_euler")
 
 
 def test_reference_side_is_the_simulators_relaxation():
