@@ -145,3 +145,19 @@ def test_rk4_and_exponential_euler_reach_the_same_fixed_point():
             ref = fixed_point(circuit.projection("W2").weights, circuit.projection("B2").weights, 0.05,
                               res.state["e2"])
         assert rel(res.state["r2"], ref) < 1e-9, integ
+
+
+@pytest.mark.parametrize("name", ["di", "sldi"])
+def test_loops_on_the_numba_backend_match_numpy(name):
+    """The loops are ordinary phases: the numba backend fuses them and must agree with numpy."""
+    pytest.importorskip("numba")
+    if "numba" not in ns.available_backends():
+        pytest.skip("numba backend not registered")
+    from neurosim.check import run_check
+
+    kw = {"sizes": [6, 12, 7, 3], "activation": "tanh", "loss": "ce", "batch": 4, "seed": 5,
+          "options": {"alpha": 0.05}}
+    a = run_check(name, backend="numpy", **kw)
+    b = run_check(name, backend="numba", **kw)
+    for l in (1, 2, 3):
+        assert rel(b.arrays[f"dW{l}"], a.arrays[f"dW{l}"]) < 1e-12
