@@ -161,7 +161,7 @@ def check_expanding(spec: LoopSpec, sizes: Sequence[int], alpha: float) -> None:
             f"W·B ({d}x{d}) has rank <= {narrow} and {d - narrow} zero eigenvalues (ALGORITHMS.md A9). With "
             f"alpha=0 the loop matrix M then has {d - narrow} eigenvalue(s) exactly 0: the controller integrates "
             f"without leak along the null space of B and the loop never settles. Use alpha > 0 (e.g. alpha=0.01; "
-            f"those directions then converge at rate alpha/tau), or the closed-form circuit 'ndi'"
+            f"those directions then converge at rate alpha/tau)"
         )
 
 
@@ -207,8 +207,7 @@ def stabilise_at_build(loops: Sequence[LoopSpec], sizes: Sequence[int], weights:
         alpha_now = loop.spectral_abscissa()
         if not loop.is_stable(alpha_now):
             if not repair:
-                raise CircuitError(unstable_message(spec.name, loop, alpha_now, repairable=True)
-                                   + f" (dimensionless, in units of 1/tau: {alpha_now * tau_ms:.4g})")
+                raise CircuitError(unstable_message(spec.name, loop, alpha_now, repairable=True))
             res = ssa_repair(loop, spec.feedback, margin_per_ms=margin_per_ms, **ssa)
             log.add(RepairRecord(spec.name, spec.feedback, 0, 0, res.abscissa_before, res.abscissa_after,
                                  res.iterations, res.success, res.change))

@@ -680,9 +680,13 @@ def unstable_message(name: str, loop: CycleLoop, alpha: float, epoch: int | None
     """The refusal of an unstable loop: its abscissa and the fixes."""
     when = "" if epoch is None else f" (epoch {epoch}, trial {trial})"
     fixes = ["a larger leak alpha on the controller (shifts the loop's eigenvalues left)",
-             "feedback initialised as -Wᵀ (stable for alpha > 0 and full-rank W)"]
+             "feedback = minus the transpose of the forward matrices round the loop (-Wᵀ: stable for alpha > 0, "
+             "and for alpha = 0 when W has full row rank)"]
     if repairable:
         fixes.append("repair=True (SSA on the feedback matrix until stable; every repair is logged)")
     stage_desc = " -> ".join(f"{s.name}({s.size}, leak {s.leak:g}, tau {s.tau_ms:g} ms)" for s in loop.stages)
-    return (f"loop {name!r}{when} is unstable: spectral abscissa max Re λ(M) = {alpha:.4g}/ms "
-            f"(must be < 0) for the ring {stage_desc}. Fixes: " + "; ".join(fixes))
+    taus = {s.tau_ms for s in loop.stages}
+    unit = f" = {alpha * taus.pop():.4g}/tau" if len(taus) == 1 else ""
+    return (f"loop {name!r}{when} is unstable: spectral abscissa max Re λ(M) = {alpha:.4g}/ms{unit} "
+            f"(must be < 0) for the ring {stage_desc}; no integration step dt can make it converge. Fixes: "
+            + "; ".join(fixes))
