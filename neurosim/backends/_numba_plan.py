@@ -32,7 +32,7 @@ phase, so a projection that a hook or the user changes is never mistaken for dia
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -108,7 +108,6 @@ class Plan:
     max_steps: int
     batch_size: int
     units: int
-    stats: dict = dc_field(default_factory=dict)
 
     def run(self, first: int = 0, steps: int | None = None, held: int = 0, samples: int = 0,
             chunks: int = 1) -> np.ndarray:
@@ -357,6 +356,5 @@ def build_plan(field: PhaseField, phase: Phase, y0: dict, dtype: np.dtype, scrat
         units=sum(circuit.population(n).size for n in computed),
         summary=(f"fused kernel ({integ}): {len(integrated)} integrated + {len(instantaneous)} instantaneous "
                  f"populations, {n_dense} matrix products and {n_diag} one-to-one terms per step"),
-        stats={"dense": n_dense, "one_to_one": n_diag},
     )
     return plan

@@ -3,22 +3,26 @@
 Every relaxation phase whose vector field the kernel implements (any circuit's
 :class:`~neurosim.dynamics.PhaseField`: integrated and instantaneous populations, constant
 drives, live terms with their weights, gains and signals, leak and tau; forward Euler or
-exponential Euler; the activations of :mod:`neurosim.activations` except the inverse ones) runs
-in :func:`~neurosim.backends._numba_kernels.relax_kernel`: all steps, the residual of every
+exponential Euler; the activations linear, tanh, sigmoid, relu and leaky_relu) runs in
+:func:`~neurosim.backends._numba_kernels.relax_kernel`: all steps, the residual of every
 population at every step, the convergence window and the NaN/Inf check, without returning to
-Python. Matrix products stay in BLAS. Anything else (RK4, per-step plasticity, an activation
-without a compiled form ...) runs on the generic loop of :class:`~neurosim.backends.base.Backend`;
-the phase log's ``message`` of every result says which path ran and why, :attr:`NumbaBackend.paths`
-keeps the last one per phase, and the ``neurosim.backends.numba`` logger says it once per phase.
+Python. Matrix products stay in BLAS; one-to-one projections (diagonal weights, such as the
+``±I`` wiring of error neurons) are applied element-wise; large batches are split into row
+blocks on numba's threads. A phase with per-step plasticity (:mod:`neurosim.online`) runs the
+same kernel one step per call, handing every state to its rules. Anything else (RK4, an
+activation without a compiled form, no batch-sized state ...) runs on the generic loop of
+:class:`~neurosim.backends.base.Backend`. Every result's ``message`` says which path ran and
+why, :attr:`NumbaBackend.paths` keeps the last one per phase, and the
+``neurosim.backends.numba`` logger says it once per phase.
 
-numba itself is imported when the backend is first instantiated, never by ``import neurosim``.
+numba itself is imported when the backend is first instantiated, never by ``import neurosim``;
+the kernels compile once per dtype (minutes on a fresh checkout) and are cached in
+``__pycache__``.
 """
 from __future__ import annotations
 
 import importlib.util
 import logging
-from typing import Any
-
 import numpy as np
 
 from .base import Backend, Diverged, RelaxResult, register_backend
