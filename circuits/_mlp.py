@@ -130,7 +130,7 @@ def forward_phase(spec: LayerSpec, dt_ms: float, settle: Converged | None, max_m
     L = spec.depth
     return Phase(
         "forward", evolve=[f"x{l}" for l in range(1, L + 1)], projections="feedforward",
-        clamp={"x0": Data("x")}, dt_ms=dt_ms, max_ms=max_ms or _max_ms(spec, dt_ms, spec.tau_ms),
+        clamp={"x0": Data("x")}, dt_ms=dt_ms, max_ms=max_ms or chain_max_ms(spec.depth, dt_ms, spec.tau_ms),
         until=settle, integrator=integrator,
     )
 
@@ -142,15 +142,19 @@ def error_phase(spec: LayerSpec, dt_ms: float, settle: Converged | None, project
     return Phase(
         name, evolve=[f"e{l}" for l in range(1, L)], projections=projections,
         clamp={f"e{L}": OutputError(f"x{L}", spec.loss, "y")}, init={f"e{l}": 0 for l in range(1, L)},
-        dt_ms=dt_ms, max_ms=max_ms or _max_ms(spec, dt_ms, spec.tau_error_ms), until=settle,
+        dt_ms=dt_ms, max_ms=max_ms or chain_max_ms(spec.depth, dt_ms, spec.tau_error_ms), until=settle,
         integrator=integrator, training=True,
     )
 
 
-def _max_ms(spec: LayerSpec, dt_ms: float, tau_ms: float) -> float:
-    # a chain of L layers settles geometrically at rate dt/tau after L steps; allow generously for it
-    dt_ms = positive_ms(dt_ms, "dt_ms")  # a float in ms or a Brian2 time (2*ms)
-    return max(dt_ms * (spec.depth + 2), 60.0 * tau_ms + spec.depth * dt_ms)
+def chain_max_ms(depth: int, dt_ms, tau_ms: float) -> float:
+    """Longest duration (ms) allowed to a relaxation along a chain of ``depth`` layers.
+
+    The chain is exact after ``depth`` steps at ``dt = tau`` and settles geometrically below it;
+    ``dt_ms`` may be a float in ms or a Brian2 time.
+    """
+    dt_ms = positive_ms(dt_ms, "dt_ms")
+    return max(dt_ms * (depth + 2), 60.0 * tau_ms + depth * dt_ms)
 
 
 def learn_phase(spec: LayerSpec, optimizer: SGD, extra_rules: dict | None = None,

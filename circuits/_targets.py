@@ -214,16 +214,11 @@ def exact_inverse(spec: TargetSpec, l: int, source: str) -> tuple[list[Populatio
     return pops, projs
 
 
-def _max_ms(spec: TargetSpec, dt_ms: float, tau_ms: float) -> float:
-    # chains of L layers settle exactly after L steps at dt = tau and geometrically below it
-    return max(dt_ms * (spec.depth + 2), 60.0 * tau_ms + spec.depth * dt_ms)
-
-
 def forward_phase(spec: TargetSpec, dt_ms: float, settle: Converged | None, integrator: str = "euler") -> Phase:
     """Settle ``x1..xL`` (and the readout ``o``) with the input clamped to ``data['x']``."""
     evolve = [f"x{l}" for l in range(1, spec.depth + 1)] + (["o"] if spec.readout_units is not None else [])
     return Phase("forward", evolve=evolve, projections="feedforward", clamp={"x0": Data("x")}, dt_ms=dt_ms,
-                 max_ms=_max_ms(spec, dt_ms, spec.layers.tau_ms), until=settle, integrator=integrator)
+                 max_ms=_mlp.chain_max_ms(spec.depth, dt_ms, spec.layers.tau_ms), until=settle, integrator=integrator)
 
 
 def target_settle(scale: float) -> Converged:
@@ -244,7 +239,7 @@ def target_phase(spec: TargetSpec, evolve: Sequence[str], dt_ms: float, settle: 
     """Relax the targets (training only), each starting from its layer's rate."""
     return Phase(name, evolve=list(evolve), projections=projections, clamp=dict(clamp), inputs=dict(inputs),
                  init={f"t{l}": StateOf(f"x{l}", "r") for l in range(1, spec.depth + 1)}, dt_ms=dt_ms,
-                 max_ms=_max_ms(spec, dt_ms, spec.tau_target_ms), until=settle, integrator=integrator,
+                 max_ms=_mlp.chain_max_ms(spec.depth, dt_ms, spec.tau_target_ms), until=settle, integrator=integrator,
                  training=True)
 
 

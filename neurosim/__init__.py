@@ -29,7 +29,8 @@ __all__ = [
 
 def __getattr__(name: str):
     # heavy or optional submodules load on first use
-    if name in ("data", "analysis", "trace", "plot"):
+    if name in ("data", "analysis", "trace", "plot", "scenario", "check", "alignment", "regularisers", "stability",
+                "online", "brian"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
