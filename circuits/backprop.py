@@ -21,7 +21,7 @@ from neurosim.model import Circuit, Projection, Tied
 from neurosim.plasticity import SGD
 from neurosim.schedule import Converged, Schedule
 
-from . import _mlp
+from . import _feedback, _mlp
 
 NAME = "backprop"
 SUMMARY = "backprop as dynamics: error compartments with feedback B = Wᵀ (exact reference)"
@@ -77,12 +77,5 @@ def schedule(circuit: Circuit, *, dt_ms: float | None = None, settle: Converged 
     lr, momentum, weight_decay : float
         SGD on every weight and bias (updates averaged over the batch).
     """
-    spec = _mlp.spec_of(circuit)
-    dt = spec.tau_ms if dt_ms is None else dt_ms
-    settle = settle or _mlp.default_settle()
-    phases = [
-        _mlp.forward_phase(spec, dt, settle, integrator=integrator),
-        _mlp.error_phase(spec, dt, settle, projections="feedback", integrator=integrator),
-        _mlp.learn_phase(spec, SGD(lr=lr, momentum=momentum, weight_decay=weight_decay)),
-    ]
-    return Schedule(circuit, phases, readout=f"x{spec.depth}", loss=spec.loss)
+    return _feedback.three_phase_schedule(circuit, dt_ms=dt_ms, settle=settle, integrator=integrator,
+                                          optimizer=SGD(lr=lr, momentum=momentum, weight_decay=weight_decay))
