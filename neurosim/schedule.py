@@ -7,7 +7,6 @@ validates its phases against a circuit and prints a summary.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence, Union
 
@@ -17,7 +16,7 @@ from .losses import get_loss
 from .model import Circuit, PATHWAYS
 from .online import OnlinePlasticity
 from .plasticity import SGD, Rule
-from .sources import Source, as_source
+from .sources import as_source
 from .units import positive_ms
 
 __all__ = ["Converged", "Phase", "Learn", "Schedule", "ScheduleError"]

@@ -262,7 +262,7 @@ class Simulator:
                records, trace):
         view = StateView(self.circuit, state)
         shape = lambda n: (next(iter(state.values())).shape[0], self.circuit.population(n).size)  # noqa: E731
-        xp, dt = self.backend.xp, self.dtype
+        xp = self.backend.xp
         previous = {} if phase.plasticity is None else {p: state[p] for p in phase.plasticity.gates}
         for name, src in phase.init.items():
             state[name] = self._evaluate(src, view, data, shape(name))
@@ -463,7 +463,6 @@ class Simulator:
             xb = x[i:i + batch_size]
             res = self.run_trial({"x": xb}, learn=False, epoch=self.epoch)
             outs.append(res.output)
-        self.trial -= 0
         return self._loss.predict(np.concatenate(outs))
 
     def evaluate(self, split, batch_size: int = 1000) -> dict[str, float]:

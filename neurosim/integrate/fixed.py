@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .base import FixedStepIntegrator, State, VectorField, register
 
 __all__ = ["Euler", "RK4", "ExponentialEuler"]
