@@ -115,3 +115,26 @@ def three_phase_schedule(circuit, *, dt_ms: float | None, settle: Converged | No
         _mlp.learn_phase(spec, optimizer, dict(extra_rules or {}), dict(per_parameter or {})),
     ]
     return Schedule(circuit, phases, readout=f"x{spec.depth}", loss=spec.loss)
+
+
+def sgd_schedule(circuit, *, dt_ms: float | None = None, settle: Converged | None = None, lr: float = 0.01,
+                 momentum: float = 0.0, weight_decay: float = 0.0, integrator: str = "euler") -> Schedule:
+    """Phases ``forward`` -> ``backward`` (the circuit's feedback pathway) -> ``learn`` with SGD.
+
+    The schedule of every layered circuit whose feedback needs no plasticity of its own
+    (backprop, feedback alignment, direct feedback alignment, sign symmetry).
+
+    Parameters
+    ----------
+    circuit : Circuit
+    dt_ms : float, optional
+        Integration step in ms (default ``tau_ms``: both chains exact after ``L`` steps).
+    settle : Converged, optional
+        Stopping rule of both relaxations (default: residual at round-off).
+    lr, momentum, weight_decay : float
+        SGD on every weight and bias (updates averaged over the batch).
+    integrator : str
+        ``euler``, ``rk4`` or ``exponential_euler``.
+    """
+    return three_phase_schedule(circuit, dt_ms=dt_ms, settle=settle, integrator=integrator,
+                                optimizer=SGD(lr=lr, momentum=momentum, weight_decay=weight_decay))

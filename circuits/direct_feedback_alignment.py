@@ -20,8 +20,6 @@ import numpy as np
 
 from neurosim.dale import EISplit
 from neurosim.model import Circuit, Tied
-from neurosim.plasticity import SGD
-from neurosim.schedule import Converged, Schedule
 
 from . import _feedback, _mlp
 
@@ -81,20 +79,5 @@ def build(sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", *, 
     return Circuit(pops, projs, name=NAME, meta=meta)
 
 
-def schedule(circuit: Circuit, *, dt_ms: float | None = None, settle: Converged | None = None,
-             lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0,
-             integrator: str = "euler") -> Schedule:
-    """Phases ``forward`` -> ``backward`` (the direct projections ``D_l``) -> ``learn``.
-
-    Parameters
-    ----------
-    dt_ms : float, optional
-        Integration step in ms (default ``tau_ms``).
-    settle : Converged, optional
-        Stopping rule of both relaxations (default: residual at round-off).
-    lr, momentum, weight_decay : float
-        SGD on every weight and bias (updates averaged over the batch).
-    integrator : str
-    """
-    return _feedback.three_phase_schedule(circuit, dt_ms=dt_ms, settle=settle, integrator=integrator,
-                                          optimizer=SGD(lr=lr, momentum=momentum, weight_decay=weight_decay))
+schedule = _feedback.sgd_schedule
+"""Phases ``forward`` -> ``backward`` -> ``learn`` (see :func:`circuits._feedback.sgd_schedule`)."""
