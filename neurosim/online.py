@@ -187,7 +187,7 @@ class OnlineAccumulator:
 
     def __init__(self, plasticity: OnlinePlasticity, circuit, previous: Mapping[str, Any], frozen: Mapping[str, Any],
                  xp: Any = np):
-        from .dynamics import StateView  # dynamics imports schedule, which imports this module
+        from .state import StateView
 
         self.plasticity = plasticity
         self.circuit = circuit

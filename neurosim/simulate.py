@@ -269,7 +269,8 @@ class Simulator:
         for name, src in phase.clamp.items():
             state[name] = self._evaluate(src, view, data, shape(name))
         inputs = {n: self._evaluate(s, view, data, shape(n)) for n, s in phase.inputs.items()}
-        field = PhaseField(self.circuit, phase, self.weights, self.biases, state, inputs, xp)
+        field = PhaseField(self.circuit, phase, self.weights, self.biases, state, inputs, xp,
+                           diagonals=self.backend.one_to_one)
         sample_pops = tuple(sorted({m.population for m in state_mons}))
         every = min((m.steps_between(phase.dt_ms) for m in state_mons), default=0)
         online = None

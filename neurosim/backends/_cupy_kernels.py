@@ -33,21 +33,22 @@ from typing import Any
 
 import numpy as np
 
-from ..activations import ACTIVATIONS
+from ..activations import ACTIVATIONS, by_code, c_expression
+from ..stopping import PhaseStatus, RUNNING
 
 __all__ = ["ACTIVATION_CODES", "MODE_EULER", "MODE_EXP", "MODE_EXP_NOLEAK", "MODE_COMMIT", "CTL_RUNNING",
-           "CTL_CONVERGED", "CTL_DIVERGED", "CTL_MAX_STEPS", "CTL_FIELDS", "cuda_source", "fused_activation",
+           "CTL_CONVERGED", "CTL_DIVERGED", "CTL_MAX_STEPS", "CTL_FIELDS", "cuda_source",
            "HostKernels", "DeviceKernels"]
 
-ACTIVATION_CODES = {"linear": 0, "tanh": 1, "sigmoid": 2, "relu": 3, "leaky_relu": 4, "leaky_relu_inverse": 5}
-"""Activations with a CUDA twin (the slope of the leaky ones is 0.1, as in :mod:`neurosim.activations`)."""
-_SLOPE = 0.1
+ACTIVATION_CODES = {a.name: a.code for a in ACTIVATIONS.values() if a.code is not None and a.rate_expr is not None}
+"""Activations with a CUDA twin: every built-in one, written from the expressions of :mod:`neurosim.activations`."""
 
 MODE_EULER, MODE_EXP, MODE_EXP_NOLEAK, MODE_COMMIT = 0, 1, 2, 3
 """Update modes: forward Euler; exponential Euler (leak > 0; without leak); copy a given new state."""
 
-CTL_RUNNING, CTL_CONVERGED, CTL_DIVERGED, CTL_MAX_STEPS = 0, 1, 2, 3
-"""Values of the control word's status."""
+CTL_RUNNING, CTL_CONVERGED, CTL_DIVERGED, CTL_MAX_STEPS = (RUNNING, PhaseStatus.CONVERGED.code,
+                                                          PhaseStatus.DIVERGED.code, PhaseStatus.MAX_TIME.code)
+"""Values of the control word's status (the codes of :class:`neurosim.stopping.PhaseStatus`)."""
 CTL_FIELDS = 4
 """The control word (int32): status, steps the criterion has held, steps taken, population that diverged."""
 
@@ -62,28 +63,7 @@ typedef @BITS@ bits_t;
 #define AS_BITS(x) ((bits_t)@AS_BITS@(x))
 #define FROM_BITS(b) @FROM_BITS@(b)
 
-__device__ __forceinline__ real_t act_f(const int act, const real_t a) {
-    switch (act) {
-    case 1: return TANH(a);
-    case 2: return (real_t)0.5 * ((real_t)1.0 + TANH((real_t)0.5 * a));
-    case 3: return (a > (real_t)0.0 || a != a) ? a : (real_t)0.0;
-    case 4: return a > (real_t)0.0 ? a : (real_t)@SLOPE@ * a;
-    case 5: return a > (real_t)0.0 ? a : a / (real_t)@SLOPE@;
-    default: return a;
-    }
-}
-
-__device__ __forceinline__ real_t act_df(const int act, const real_t a) {
-    switch (act) {
-    case 1: { const real_t t = TANH(a); return (real_t)1.0 - t * t; }
-    case 2: { const real_t s = (real_t)0.5 * ((real_t)1.0 + TANH((real_t)0.5 * a)); return s * ((real_t)1.0 - s); }
-    case 3: return a > (real_t)0.0 ? (real_t)1.0 : (real_t)0.0;
-    case 4: return a > (real_t)0.0 ? (real_t)1.0 : (real_t)@SLOPE@;
-    case 5: return a > (real_t)0.0 ? (real_t)1.0 : (real_t)(1.0 / @SLOPE@);
-    default: return (real_t)1.0;
-    }
-}
-
+@ACTIVATIONS@
 __device__ __forceinline__ real_t drive_at(
         const long long i, const long long n_cols, const real_t* c, const real_t* acc, const real_t* gain,
         const real_t* gacc, const real_t* s0, const real_t* d0, const real_t* s1, const real_t* d1) {
@@ -227,10 +207,26 @@ KERNEL_NAMES = ("ns_update", "ns_instant", "ns_signals", "ns_fold", "ns_converge
 COMPILE_OPTIONS = ("--fmad=false",)
 
 
+def _activation_source() -> str:
+    """``act_f`` and ``act_df``: one ``case`` per activation, from the expressions of the activation table."""
+    rates, slopes = [], []
+    for name, code in sorted(ACTIVATION_CODES.items(), key=lambda item: item[1]):
+        act = ACTIVATIONS[name]
+        rates.append(f"    case {code}: return {c_expression(act.rate('a'))};  // {name}")
+        slopes.append(f"    case {code}: return {c_expression(act.slope('a'))};  // {name}")
+    body = "\n".join
+    return (
+        "__device__ __forceinline__ real_t act_f(const int act, const real_t a) {\n    switch (act) {\n"
+        + body(rates) + "\n    default: return a;\n    }\n}\n\n"
+        "__device__ __forceinline__ real_t act_df(const int act, const real_t a) {\n    switch (act) {\n"
+        + body(slopes) + "\n    default: return (real_t)1.0;\n    }\n}\n"
+    )
+
+
 def cuda_source(dtype: str) -> str:
     """The CUDA source of the kernels for ``dtype`` (``float64`` or ``float32``)."""
     try:
-        subs = dict(_TYPES[str(np.dtype(dtype))], SLOPE=repr(_SLOPE))
+        subs = dict(_TYPES[str(np.dtype(dtype))], ACTIVATIONS=_activation_source())
     except KeyError:
         raise ValueError(f"dtype={dtype!r} must be 'float64' or 'float32'") from None
     src = _SOURCE
@@ -241,44 +237,14 @@ def cuda_source(dtype: str) -> str:
     return src
 
 
-def fused_activation(name: str) -> int | None:
-    """The kernel code of activation ``name``, or None when it has no CUDA twin."""
-    code = ACTIVATION_CODES.get(name)
-    return code if code is not None and name in ACTIVATIONS else None
-
-
 # -- numpy twins ---------------------------------------------------------------------------------
 
 def _act_f(act: int, a: np.ndarray) -> np.ndarray:
-    t = a.dtype.type
-    if act == 1:
-        return np.tanh(a)
-    if act == 2:
-        return t(0.5) * (t(1.0) + np.tanh(t(0.5) * a))
-    if act == 3:
-        return np.where((a > 0) | np.isnan(a), a, t(0.0))
-    if act == 4:
-        return np.where(a > 0, a, t(_SLOPE) * a)
-    if act == 5:
-        return np.where(a > 0, a, a / t(_SLOPE))
-    return a.copy()
+    return np.array(by_code(act).f(a), dtype=a.dtype)
 
 
 def _act_df(act: int, a: np.ndarray) -> np.ndarray:
-    t = a.dtype.type
-    if act == 1:
-        th = np.tanh(a)
-        return t(1.0) - th * th
-    if act == 2:
-        s = t(0.5) * (t(1.0) + np.tanh(t(0.5) * a))
-        return s * (t(1.0) - s)
-    if act == 3:
-        return np.where(a > 0, t(1.0), t(0.0))
-    if act == 4:
-        return np.where(a > 0, t(1.0), t(_SLOPE))
-    if act == 5:
-        return np.where(a > 0, t(1.0), t(1.0 / _SLOPE))
-    return np.ones_like(a)
+    return np.array(by_code(act).df(a), dtype=a.dtype)
 
 
 def _drive(like: np.ndarray, drive: tuple) -> np.ndarray:

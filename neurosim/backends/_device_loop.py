@@ -23,8 +23,9 @@ Fused kernels cover the ``euler`` and ``exponential_euler`` integrators and the 
 integrators or activations) run the integrator's own array code on the device, followed by a
 fused commit-and-residual kernel, with the same predication and polling.
 
-Diagonal projections (e.g. the ``±π I`` wiring of predictive-coding error neurons) are detected
-from the weights of the phase and applied element-wise instead of through a matrix product.
+The phase arrives as its :class:`~neurosim.program.PhaseProgram`; :func:`_fused_parts` lowers it
+to launches. One-to-one terms of the program (e.g. the ``±π I`` wiring of predictive-coding
+error neurons) are applied element-wise instead of through a matrix product.
 
 A *runtime* supplies the array module, the kernels and the stream operations:
 :class:`HostRuntime` (here) runs everything with numpy on the CPU and can delay the visibility of
@@ -42,11 +43,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..activations import ACTIVATIONS, get_activation
-from ..dynamics import StateView
+from ..activations import compiled
 from ..integrate import ExponentialEuler, Euler, get_integrator
-from ._cupy_kernels import (CTL_CONVERGED, CTL_DIVERGED, CTL_FIELDS, CTL_RUNNING, MODE_COMMIT, MODE_EULER, MODE_EXP,
-                            MODE_EXP_NOLEAK, HostKernels, fused_activation)
+from ..program import PhaseProgram, Term, TermKind
+from ..state import StateView
+from ..stopping import PhaseStatus
+from ._cupy_kernels import (ACTIVATION_CODES, CTL_DIVERGED, CTL_FIELDS, CTL_RUNNING, MODE_COMMIT, MODE_EULER,
+                            MODE_EXP, MODE_EXP_NOLEAK, HostKernels)
 from .base import Diverged, RelaxResult
 
 __all__ = ["HostRuntime", "LoopOptions", "relax_on_device"]
@@ -193,66 +196,67 @@ class _Part:
     diagonal: int = 0
 
 
-def _fused_parts(rt, field, y: dict, batch: int) -> dict[str, _Part] | None:
-    """The parts of every computed population, or None when the phase cannot be fused.
+def _right_factor(term: Term):
+    """The matrix ``M`` with ``term = s @ M`` (``(n_pre, n_post)``, a view where possible)."""
+    if term.kind is TermKind.TRANSPOSED:
+        return term.weights
+    return term.matrix.T
+
+
+def _fused_parts(rt, program: PhaseProgram, circuit, y: dict, batch: int) -> dict[str, _Part] | None:
+    """Lower the phase program to the parts of every computed population, or None when it cannot be fused.
 
     The update kernels of a step run one population after another and write their buffers
     (state, rate, slope) in place, so the drive slots an update kernel reads directly (gain,
     diagonal signals) may only hold frozen values, instantaneous populations or the population's
     own buffers; any other live source is folded into ``acc`` before the first update of the step.
     """
-    circuit = field.circuit
-    computed = list(field.integrated) + list(field.instantaneous)
     codes = {}
-    for name in computed:
-        act = get_activation(circuit.population(name).activation)
-        code = fused_activation(act.name)
-        if code is None or ACTIVATIONS.get(act.name) is not act:
+    for pop in program.computed:
+        act = compiled(pop.activation)
+        if act is None or act.name not in ACTIVATION_CODES:
             return None
-        codes[name] = code
+        codes[pop.name] = act.code
+    integrated = {p.name for p in program.integrated}
     buffers = dict(y)
-    for name in field.instantaneous:
-        buffers[name] = rt.empty((batch, circuit.population(name).size))
+    for pop in program.instantaneous:
+        buffers[pop.name] = rt.empty((batch, pop.size))
     wanted = set()
-    for name in computed:
-        for proj, _, _ in field.terms[name]:
-            if proj.pre in buffers and proj.signal != "u":
-                wanted.add((proj.pre, proj.signal))
-            if proj.gain is not None and proj.gain in buffers:
-                wanted.add((proj.gain, "df"))
+    for pop in program.computed:
+        if pop.needs_rate:
+            wanted.add((pop.name, "r"))
+        if pop.needs_slope:
+            wanted.add((pop.name, "df"))
     signals = {key: rt.empty(buffers[key[0]].shape) for key in sorted(wanted)}
-    owner = {id(buffers[n]): n for n in field.integrated}
-    owner.update({id(a): key[0] for key, a in signals.items() if key[0] in field.integrated})
-    frozen = StateView(circuit, field.frozen)
+    owner = {id(buffers[n]): n for n in integrated}
+    owner.update({id(a): key[0] for key, a in signals.items() if key[0] in integrated})
+    frozen = StateView(circuit, program.frozen)
 
     def signal(pop: str, kind: str):
         if pop in buffers:
             return buffers[pop] if kind == "u" else signals[(pop, kind)]
         return rt.contiguous(frozen.signal(pop, kind), (batch, circuit.population(pop).size))
 
-    square = [w_t for name in computed for proj, w_t, _ in field.terms[name]
-              if proj.gain is None and w_t.shape[0] == w_t.shape[1]]
-    diagonal = {id(w): d for w, d in zip(square, rt.diagonals(square))}
     parts = {}
-    for name in computed:
+    for pop in program.computed:
+        name = pop.name
         shape = buffers[name].shape
         products, diags, groups = [], [], {}
-        for proj, w_t, gain in field.terms[name]:
-            s = signal(proj.pre, proj.signal)
-            if proj.gain is None:
-                d = diagonal.get(id(w_t))
-                if d is None:
-                    products.append((s, w_t))
+        for term in pop.terms:
+            s = signal(term.pre, term.signal.value)
+            if term.gain is None:
+                if term.kind is TermKind.ONE_TO_ONE:
+                    diags.append((s, term.weights))
                 else:
-                    diags.append((s, d))
+                    products.append((s, _right_factor(term)))
             else:
-                g = rt.contiguous(gain, shape) if gain is not None else signals[(proj.gain, "df")]
-                groups.setdefault(proj.gain, (g, []))[1].append((s, w_t))
+                g = rt.contiguous(term.gain_value, shape) if term.gain_value is not None else signals[(term.gain, "df")]
+                groups.setdefault(term.gain, (g, []))[1].append((s, _right_factor(term)))
 
         def slot_safe(a, name=name) -> bool:
-            return name not in field.integrated or owner.get(id(a), name) == name
+            return name not in integrated or owner.get(id(a), name) == name
 
-        const = None if field.constant[name] is None else rt.contiguous(field.constant[name], shape)
+        const = None if pop.constant is None else rt.contiguous(pop.constant, shape)
         acc = _Sum(rt, shape)
         acc.products(products)
         gain = gacc = None
@@ -333,24 +337,24 @@ def relax_on_device(rt, field, phase, y0: dict, t0_ms: float, *, sample_populati
     Diverged
         When a residual becomes NaN/Inf, naming the first such population in ``field.integrated``.
     """
-    names = tuple(field.integrated)
+    program = field.program
+    names = tuple(p.name for p in program.integrated)
     if not names:
         raise ValueError("relax_on_device needs at least one integrated population; use Backend.relax")
-    dt = float(phase.dt_ms)
-    max_steps = phase.max_steps
-    crit = phase.until
+    dt = program.dt_ms
+    rule = program.stopping
+    max_steps = rule.max_steps
     batch = y0[names[0]].shape[0]
     y = {n: rt.contiguous(y0[n]).copy() for n in names}
     ctl = rt.zeros((CTL_FIELDS,), np.int32)
     bits = rt.residual_scratch(len(names))
     res = rt.zeros((max_steps, len(names)), np.float64)
-    tau = rt.array([field.tau_ms[n] for n in names], np.float64)
-    converge = partial(rt.kernels.converge, ctl, bits, res, tau, dt, crit is not None,
-                       0.0 if crit is None else float(crit.atol), 0.0 if crit is None else float(crit.rtol),
-                       1 if crit is None else int(crit.window), max_steps)
-    integ = get_integrator(phase.integrator)
+    tau = rt.array([p.tau_ms for p in program.integrated], np.float64)
+    converge = partial(rt.kernels.converge, ctl, bits, res, tau, dt, rule.has_criterion, rule.atol, rule.rtol,
+                       rule.window, max_steps)
+    integ = get_integrator(program.integrator)
     fusable = type(integ) in (Euler, ExponentialEuler)
-    parts = _fused_parts(rt, field, y, batch) if fusable else None
+    parts = _fused_parts(rt, program, field.circuit, y, batch) if fusable else None
     sampled = tuple(sample_populations) if sample_every else ()
     frozen_samples = {p: rt.to_host(field.frozen[p]) for p in sampled if p in field.frozen}
     with rt.running():
@@ -375,10 +379,10 @@ def relax_on_device(rt, field, phase, y0: dict, t0_ms: float, *, sample_populati
                        population=n, time_ms=t_end, step=steps)
     kept = [(k, values) for k, values in samples if k <= steps]
     final = field.complete(y)
-    converged = status == CTL_CONVERGED
+    outcome = PhaseStatus.from_code(status)
     return RelaxResult(
-        state=final, steps=steps, t_end_ms=t_end, converged=converged,
-        status="converged" if converged else "max_time", residual=float(residuals[steps - 1].max()),
+        state=final, steps=steps, t_end_ms=t_end, converged=outcome is PhaseStatus.CONVERGED,
+        status=outcome, residual=float(residuals[steps - 1].max()),
         residuals=residuals, residual_populations=names, sample_t_ms=[t0_ms + k * dt for k, _ in kept],
         samples={p: [np.array(values[p]) for _, values in kept] for p in sampled},
         message=_path(rt, integ, parts, fusable),
@@ -440,12 +444,13 @@ def _fused_step(rt, field, integ, parts: dict, names: tuple, ctl, bits, converge
     """The step of a fused phase (a function of the step index, which it ignores) and the
     refresh of the instantaneous populations (for samples)."""
     kernels = rt.kernels
-    constant = [n for n in field.instantaneous if not field.terms[n]]
-    live = [n for n in field.instantaneous if field.terms[n]]
+    program = field.program
+    constant = [pop.name for pop in program.instantaneous if pop.static]
+    live = [pop.name for pop in program.instantaneous if not pop.static]
 
     def instant(name: str) -> list:
         p = parts[name]
-        leak = float(field.leak[name])
+        leak = program.population(name).leak
         return p.prepare + [partial(kernels.instant, p.out, p.drive, leak, leak == 1.0, p.act, p.r_out, p.df_out)]
 
     for name in constant:  # no live input: one evaluation holds for the whole phase
@@ -461,10 +466,11 @@ def _fused_step(rt, field, integ, parts: dict, names: tuple, ctl, bits, converge
         ops += parts[name].prepare
     for j, name in enumerate(names):
         p = parts[name]
-        leak, tau = float(field.leak[name]), float(field.tau_ms[name])
+        pop = program.population(name)
+        leak, tau = pop.leak, pop.tau_ms
         mode, decay, coef = MODE_EULER, 0.0, 0.0
         if isinstance(integ, ExponentialEuler):
-            k = leak / tau
+            k = pop.decay_rate
             if k == 0:
                 mode = MODE_EXP_NOLEAK
             else:

@@ -22,34 +22,55 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
+from .. import stopping
+from ..activations import ACTIVATIONS
+from ..stopping import RUNNING as _RUNNING
+from ..stopping import PhaseStatus
+
 __all__ = ["relax_kernel", "relax_kernel_parallel", "is_diagonal", "fast_tanh"]
 
 # -- codes shared with _numba_plan -------------------------------------------------------------
-LINEAR, TANH, SIGMOID, RELU, LEAKY_RELU = 0, 1, 2, 3, 4
+# activation codes of neurosim.activations (the table's ``code``)
+LINEAR, TANH, SIGMOID, RELU, LEAKY_RELU, LEAKY_RELU_INVERSE = (ACTIVATIONS[n].code for n in (
+    "linear", "tanh", "sigmoid", "relu", "leaky_relu", "leaky_relu_inverse"))
 DENSE, DENSE_T, DIAG = 0, 1, 2
 EULER, EXP_EULER = 0, 1
-MAX_TIME, CONVERGED, DIVERGED = 0, 1, 2
+# phase status (neurosim.stopping)
+RUNNING, CONVERGED, DIVERGED, MAX_TIME = (_RUNNING, PhaseStatus.CONVERGED.code, PhaseStatus.DIVERGED.code,
+                                          PhaseStatus.MAX_TIME.code)
+# Column names of the int64 tables, in order; the plan writes rows by name, the kernels read the indices below.
 # slots: array ids of u, rate, slope; activation; whether the kernel computes rate / slope
-S_U, S_R, S_D, S_ACT, S_RATE, S_SLOPE = 0, 1, 2, 3, 4, 5
+SLOT_COLUMNS = ("u", "rate", "slope", "act", "compute_rate", "compute_slope")
+S_U, S_R, S_D, S_ACT, S_RATE, S_SLOPE = range(len(SLOT_COLUMNS))
 # populations: slot, drive accumulator, constant drive (-1: none), term range, leak == 1, exp-Euler decay,
 # static (an instantaneous population without live terms: constant for the whole phase)
-P_SLOT, P_ACC, P_CONST, P_T0, P_T1, P_LEAK_ONE, P_DECAY, P_STATIC = 0, 1, 2, 3, 4, 5, 6, 7
+POP_COLUMNS = ("slot", "acc", "const", "t0", "t1", "leak_one", "decay", "static")
+P_SLOT, P_ACC, P_CONST, P_T0, P_T1, P_LEAK_ONE, P_DECAY, P_STATIC = range(len(POP_COLUMNS))
 # terms: presynaptic signal, mode, weights (or diagonal), product buffer, gain (-1: none)
-T_PRE, T_MODE, T_W, T_TMP, T_GAIN = 0, 1, 2, 3, 4
+TERM_COLUMNS = ("pre", "mode", "weights", "product", "gain")
+T_PRE, T_MODE, T_W, T_TMP, T_GAIN = range(len(TERM_COLUMNS))
 # per-population parameters in the state dtype
-F_LEAK, F_TAU, F_DT, F_C1, F_C2 = 0, 1, 2, 3, 4
+FPAR_COLUMNS = ("leak", "tau", "dt", "c1", "c2")
+F_LEAK, F_TAU, F_DT, F_C1, F_C2 = range(len(FPAR_COLUMNS))
 # scalar constants in the state dtype
 C_ZERO, C_HALF, C_ONE, C_SLOPE = 0, 1, 2, 3
 # integer options: the call runs steps FIRST .. FIRST + STEPS - 1 of the phase, entering with HELD
 # consecutive converged steps and SAMPLES0 samples stored
+IOPT_COLUMNS = ("integrator", "steps", "has_crit", "window", "sample_every", "n_inst", "n_int", "sample_inst", "first",
+                "held", "samples0", "chunks", "batch")
 (O_INTEGRATOR, O_STEPS, O_HAS_CRIT, O_WINDOW, O_SAMPLE_EVERY, O_N_INST, O_N_INT, O_SAMPLE_INST, O_FIRST, O_HELD,
- O_SAMPLES0, O_CHUNKS, O_BATCH) = range(13)
+ O_SAMPLES0, O_CHUNKS, O_BATCH) = range(len(IOPT_COLUMNS))
 # kernel result
 R_STEPS, R_STATUS, R_FAILED, R_SAMPLES, R_HELD = range(5)
 # float64 options
 D_DT, D_RTOL, D_ATOL = 0, 1, 2
 
 _KW = dict(cache=True, nogil=True, error_model="numpy")
+
+# the one stopping rule (neurosim.stopping), compiled
+_residual = njit(inline="always", **_KW)(stopping.residual)
+_within_tolerance = njit(inline="always", **_KW)(stopping.within_tolerance)
+_advance_window = njit(inline="always", **_KW)(stopping.advance_window)
 
 
 # -- low-level helpers ---------------------------------------------------------------------------
@@ -216,6 +237,15 @@ def _signals_row(act, u, r, d, rate, slope, c):
         if slope:
             for i in range(n):
                 d[i] = one if u[i] > zero else leak_slope
+    elif act == LEAKY_RELU_INVERSE:
+        inverse_slope = one / leak_slope
+        if rate:
+            for i in range(n):
+                v = u[i]
+                r[i] = v if v > zero else v / leak_slope
+        if slope:
+            for i in range(n):
+                d[i] = one if u[i] > zero else inverse_slope
 
 
 # -- one step on a range of rows ---------------------------------------------------------------------
@@ -436,28 +466,28 @@ def _check(tb, levels, iopt, dopt, taus, samples, residuals, k, res, scale, stat
     steps = k + 1
     ok = True
     for j in range(n_int):
-        r = np.float64(res[j]) * taus[j] / dt
+        r = _residual(np.float64(res[j]), taus[j], dt)
         residuals[k, j] = r
         if not np.isfinite(r):
             state[2] = j
             return DIVERGED
         if has_crit and ok:
-            ok = r <= atol + rtol * np.float64(scale[j])
+            ok = _within_tolerance(r, np.float64(scale[j]), atol, rtol)
     if every > 0 and steps % every == 0:
         if iopt[O_SAMPLE_INST]:
             _instantaneous_rows(tb, levels, 0, bsz, 0)
         _store_samples(tb, samples, state[1])
         state[1] += 1
     if has_crit:
-        state[0] = state[0] + 1 if ok else 0
+        state[0] = _advance_window(state[0], ok)
         if state[0] >= iopt[O_WINDOW]:
             return CONVERGED
-    return MAX_TIME
+    return RUNNING
 
 
 @njit(**_KW)
 def _finish(out, steps, status, state):
-    """The kernel's result array (see :func:`relax_kernel`)."""
+    """The kernel's result array (see :func:`relax_kernel`); a call that ran out of steps reports ``RUNNING``."""
     out[R_STEPS] = steps
     out[R_STATUS] = status
     out[R_FAILED] = state[2]
@@ -479,7 +509,8 @@ def relax_kernel(addrs, rows, cols, like, slots, pops, terms, fpar, consts, leve
     Returns
     -------
     out : int64 array (5,)
-        Steps taken since the start of the phase, status (0 max_time, 1 converged, 2 diverged),
+        Steps taken since the start of the phase, status (a :class:`~neurosim.stopping.PhaseStatus`
+        code, or ``RUNNING`` when the call's steps ran out before the phase stopped),
         index of the integrated population that became NaN/Inf (-1 otherwise), samples stored
         since the start of the phase, consecutive steps the criterion has held.
     """
@@ -491,13 +522,13 @@ def relax_kernel(addrs, rows, cols, like, slots, pops, terms, fpar, consts, leve
     state = np.array([iopt[O_HELD], iopt[O_SAMPLES0], -1], dtype=np.int64)
     out = np.zeros(5, dtype=np.int64)
     _begin(tb, levels, n_inst, n_int, 0, bsz)
-    steps, status = first, MAX_TIME
+    steps, status = first, RUNNING
     for k in range(first, first + iopt[O_STEPS]):
         _instantaneous_rows(tb, levels, 0, bsz, 0)
         _integrated_rows(tb, n_inst, n_int, iopt[O_INTEGRATOR], 0, bsz, res, scale)
         steps = k + 1
         status = _check(tb, levels, iopt, dopt, taus, samples, residuals, k, res, scale, state, bsz)
-        if status != MAX_TIME:
+        if status != RUNNING:
             break
     if status != DIVERGED:
         _instantaneous_rows(tb, levels, 0, bsz, 0)
@@ -523,7 +554,7 @@ def relax_kernel_parallel(addrs, rows, cols, like, slots, pops, terms, fpar, con
     out = np.zeros(5, dtype=np.int64)
     for ch in prange(chunks):
         _begin(tb, levels, n_inst, n_int, ch * bsz // chunks, (ch + 1) * bsz // chunks)
-    steps, status = first, MAX_TIME
+    steps, status = first, RUNNING
     for k in range(first, first + iopt[O_STEPS]):
         for ch in prange(chunks):
             b0, b1 = ch * bsz // chunks, (ch + 1) * bsz // chunks
@@ -538,7 +569,7 @@ def relax_kernel_parallel(addrs, rows, cols, like, slots, pops, terms, fpar, con
             scale[j] = _from_bits(m_scale, consts[C_ZERO])
         steps = k + 1
         status = _check(tb, levels, iopt, dopt, taus, samples, residuals, k, res, scale, state, bsz)
-        if status != MAX_TIME:
+        if status != RUNNING:
             break
     if status != DIVERGED:
         for ch in prange(chunks):

@@ -1,7 +1,13 @@
-"""Translate one execution of a phase (a :class:`~neurosim.dynamics.PhaseField`) into the
-tables of the fused relaxation kernel, or say why it cannot be fused.
+"""Lower the phase program (:class:`~neurosim.program.PhaseProgram`) of one execution of a phase
+to the tables of the fused relaxation kernel, or say why it cannot be fused.
 
-Tables (column codes in :mod:`neurosim.backends._numba_kernels`):
+Nothing about the phase is worked out here: populations, their order and levels, constant
+drives, live terms with their kinds, the signals live terms read and the stopping rule all come
+from the program; this module only places them in tables. Rows are written by column name
+(:func:`_row`, columns declared in :mod:`neurosim.backends._numba_kernels`, the one place that
+knows their positions).
+
+Tables:
 
 ``addrs, rows, cols`` (int64)
     Every 2-D C-contiguous array the kernel touches, by address; :attr:`Plan.arrays` keeps
@@ -10,24 +16,19 @@ Tables (column codes in :mod:`neurosim.backends._numba_kernels`):
     Array ids of its state ``u``, rate ``r`` and slope ``f'(u)`` buffers, its activation code,
     and whether the kernel must compute the rate / the slope (because a live term reads them).
 ``pops`` (int64, instantaneous populations in dependency order, then integrated ones)
-    Slot, drive accumulator, constant drive (bias + input + frozen presynaptic terms, hoisted
-    by the PhaseField), range of live terms, ``leak == 1``, exponential-Euler decay present,
+    Slot, drive accumulator, constant drive (bias + input + frozen presynaptic terms, folded
+    by the program), range of live terms, ``leak == 1``, exponential-Euler decay present,
     static (no live term: computed once per call).
 ``levels`` (int64, (start, end) rows of ``pops``)
     Runs of instantaneous populations none of which reads another of the run through a matrix
     product: the kernel computes a level's products, then every row of the whole level.
 ``terms`` (int64, one row per live term)
-    Array id of the presynaptic signal, mode (dense ``W^T`` stored as is, dense stored
-    untransposed, or one-to-one: a diagonal matrix applied element-wise), weights, product
-    buffer, gain (-1 for none).
+    Array id of the presynaptic signal, mode (the program's term kind: transposed, dense, or
+    one-to-one), weights, product buffer, gain (-1 for none).
 ``fpar`` (state dtype), ``consts`` (state dtype), ``taus``, ``iopt``, ``dopt``
     Leak, tau, dt and exponential-Euler coefficients per population; the scalars 0, 0.5, 1,
     0.1; tau per integrated population (float64, for the residual); integer and float options.
 
-A one-to-one term (a square weight matrix whose off-diagonal entries are all zero, e.g. the
-``±I`` projections between value and error neurons of predictive coding) gives the same numbers
-as the dense product (adding zeros is exact); it is detected on the matrix itself at every
-phase, so a projection that a hook or the user changes is never mistaken for diagonal.
 """
 from __future__ import annotations
 
@@ -37,16 +38,20 @@ from typing import Any
 
 import numpy as np
 
-from ..activations import ACTIVATIONS, get_activation
-from ..dynamics import PhaseField, StateView
-from ..integrate import get_integrator
+from ..activations import LEAKY_SLOPE, compiled
+from ..dynamics import PhaseField
+from ..program import Role, TermKind
 from ..schedule import Phase
+from ..state import StateView
 from . import _numba_kernels as K
 
 __all__ = ["Plan", "Unsupported", "Scratch", "build_plan"]
 
-_ACT_CODES = {"linear": K.LINEAR, "tanh": K.TANH, "sigmoid": K.SIGMOID, "relu": K.RELU, "leaky_relu": K.LEAKY_RELU}
+_KERNEL_ACTIVATIONS = (K.LINEAR, K.TANH, K.SIGMOID, K.RELU, K.LEAKY_RELU, K.LEAKY_RELU_INVERSE)
+"""Activation codes (:mod:`neurosim.activations`) the kernel's ``_signals_row`` implements."""
 _INTEGRATORS = {"euler": K.EULER, "exponential_euler": K.EXP_EULER}
+_TERM_MODES = {TermKind.DENSE: K.DENSE_T, TermKind.TRANSPOSED: K.DENSE, TermKind.ONE_TO_ONE: K.DIAG}
+"""Term kinds of the program -> kernel modes (the kernel's ``DENSE`` multiplies by the stored matrix as is)."""
 
 
 class Unsupported(Exception):
@@ -152,12 +157,6 @@ class _Arrays:
         return addrs, rows, cols
 
 
-def _activation_code(pop) -> int | None:
-    act = get_activation(pop.activation)
-    code = _ACT_CODES.get(act.name)
-    return code if code is not None and ACTIVATIONS.get(act.name) is act else None
-
-
 def _as_2d(a: Any, dtype: np.dtype, what: str, bsz: int) -> np.ndarray:
     if not isinstance(a, np.ndarray):
         raise Unsupported(f"{what} is a {type(a).__name__}, not a numpy array")
@@ -170,16 +169,9 @@ def _as_2d(a: Any, dtype: np.dtype, what: str, bsz: int) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _batch_size(field: PhaseField, y0: dict) -> int:
-    for a in list(y0.values()) + list(field.frozen.values()):
-        if getattr(a, "ndim", 0) == 2:
-            return int(a.shape[0])
-    raise Unsupported("no population state gives the batch size")
-
-
 def build_plan(field: PhaseField, phase: Phase, y0: dict, dtype: np.dtype, scratch: Scratch, *,
                sample_populations: tuple = (), sample_every: int = 0) -> Plan:
-    """The kernel tables for one execution of ``phase``.
+    """Lower the phase program of ``field`` to the kernel tables.
 
     Raises
     ------
@@ -192,169 +184,168 @@ def build_plan(field: PhaseField, phase: Phase, y0: dict, dtype: np.dtype, scrat
         raise Unsupported(f"the phase is a {type(phase).__name__}, not a Phase")
     if field.xp is not np:
         raise Unsupported("the arrays are not numpy arrays")
-    integ = get_integrator(phase.integrator).name
-    if integ not in _INTEGRATORS:
-        raise Unsupported(f"integrator {integ!r} is not fused (euler and exponential_euler are)")
-    circuit = field.circuit
-    bsz = _batch_size(field, y0)
-    integrated, instantaneous = tuple(field.integrated), tuple(field.instantaneous)
-    computed = instantaneous + integrated
+    program = field.program
+    if program.integrator not in _INTEGRATORS:
+        raise Unsupported(f"integrator {program.integrator!r} is not fused (euler and exponential_euler are)")
+    bsz = program.batch_size
+    if bsz is None:
+        raise Unsupported("no population state gives the batch size")
+    computed = program.computed
+    integrated = tuple(p.name for p in program.integrated)
+    instantaneous = tuple(p.name for p in program.instantaneous)
     arrays = _Arrays(dtype)
-    frozen_view = StateView(circuit, field.frozen)
-    max_steps = phase.max_steps
-
-    # what the live terms read: rates, slopes
-    need_rate, need_slope = set(), set()
-    for name in computed:
-        for proj, _w, gain in field.terms[name]:
-            if proj.pre in computed and proj.signal != "u":
-                (need_rate if proj.signal == "r" else need_slope).add(proj.pre)
-            if proj.gain is not None and gain is None:
-                need_slope.add(proj.gain)
+    frozen_view = StateView(field.circuit, program.frozen)
+    max_steps = program.stopping.max_steps
 
     # slots: states and signal buffers of the computed populations
     state: dict[str, np.ndarray] = {}
     slot_of: dict[str, int] = {}
     slot_rows, signal_ids = [], {}
-    for name in computed:
-        pop = circuit.population(name)
-        code = _activation_code(pop)
-        n = pop.size
-        if name in integrated:
+    for pop in computed:
+        name, n = pop.name, pop.size
+        act = compiled(pop.activation)
+        if pop.role is Role.INTEGRATED:
             u0 = y0[name]
             if not isinstance(u0, np.ndarray) or u0.shape != (bsz, n):
                 raise Unsupported(f"initial state of {name!r} has shape {getattr(u0, 'shape', None)}, not ({bsz}, {n})")
-            u = np.array(u0, dtype=dtype, order="C", copy=True)
             if u0.dtype != dtype:
                 raise Unsupported(f"initial state of {name!r} has dtype {u0.dtype}, the simulation runs in {dtype}")
+            u = np.array(u0, dtype=dtype, order="C", copy=True)
         else:
             u = np.empty((bsz, n), dtype)
         state[name] = u
         u_id = arrays.add(u, f"state of {name!r}")
-        rate = name in need_rate and code != K.LINEAR
-        slope = name in need_slope and code != K.LINEAR
-        if (rate or slope) and code is None:
-            raise Unsupported(f"activation {get_activation(pop.activation).name!r} of {name!r} has no compiled form")
+        linear = pop.activation.is_linear
+        rate = pop.needs_rate and not linear
+        slope = pop.needs_slope and not linear
+        if (rate or slope) and (act is None or act.code not in _KERNEL_ACTIVATIONS):
+            raise Unsupported(f"activation {pop.activation.name!r} of {name!r} has no compiled form")
         r_id = arrays.add(scratch.get(phase, ("rate", name), (bsz, n), dtype), f"rate of {name!r}") if rate else u_id
         if slope:
             d_id = arrays.add(scratch.get(phase, ("slope", name), (bsz, n), dtype), f"slope of {name!r}")
-        elif code == K.LINEAR and name in need_slope:
+        elif linear and pop.needs_slope:
             d_id = arrays.add(scratch.get(phase, ("ones",), (bsz, n), dtype, fill=1.0), f"slope of {name!r}")
         else:
             d_id = u_id
         slot_of[name] = len(slot_rows)
         signal_ids[name] = {"u": u_id, "r": r_id, "df": d_id}
-        slot_rows.append((u_id, r_id, d_id, K.LINEAR if code is None else code, int(rate), int(slope)))
+        slot_rows.append(_row(K.SLOT_COLUMNS, u=u_id, rate=r_id, slope=d_id,
+                              act=act.code if act is not None else K.LINEAR, compute_rate=rate, compute_slope=slope))
 
     # populations and their live terms
-    pop_rows, term_rows, term_pres, fpar_rows = [], [], [], []
+    pop_rows, term_rows, fpar_rows = [], [], []
     frozen_signals: dict[tuple[str, str], int] = {}
     n_dense = n_diag = 0
-    dt_ms = float(phase.dt_ms)
-    rates = field.leak_rates() if integ == "exponential_euler" else {}
-    for name in computed:
-        pop = circuit.population(name)
+    dt_ms = program.dt_ms
+    exponential = program.integrator == "exponential_euler"
+    for pop in computed:
+        name = pop.name
         t0 = len(term_rows)
-        for proj, w_t, gain in field.terms[name]:
-            what = f"projection {proj.name!r}"
-            if proj.pre in computed:
-                pre_id = signal_ids[proj.pre][proj.signal]
+        for term in pop.terms:
+            what = f"projection {term.projection!r}"
+            sig = term.signal.value
+            if term.pre in signal_ids:
+                pre_id = signal_ids[term.pre][sig]
             else:
-                key = (proj.pre, proj.signal)
+                key = (term.pre, sig)
                 if key not in frozen_signals:
-                    sig = np.ascontiguousarray(frozen_view.signal(proj.pre, proj.signal))
-                    frozen_signals[key] = arrays.add(sig, f"signal {proj.signal!r} of {proj.pre!r}")
+                    held = np.ascontiguousarray(frozen_view.signal(term.pre, sig))
+                    frozen_signals[key] = arrays.add(held, f"signal {sig!r} of {term.pre!r}")
                 pre_id = frozen_signals[key]
-            if not isinstance(w_t, np.ndarray) or w_t.ndim != 2:
-                raise Unsupported(f"{what}: weights are not a 2-D numpy array")
-            if w_t.dtype != dtype:
-                raise Unsupported(f"{what}: weights have dtype {w_t.dtype}, the simulation runs in {dtype}")
+            w = term.weights
+            if not isinstance(w, np.ndarray):
+                raise Unsupported(f"{what}: weights are not a numpy array")
+            if w.dtype != dtype:
+                raise Unsupported(f"{what}: weights have dtype {w.dtype}, the simulation runs in {dtype}")
             tmp_id = -1
-            if w_t.shape[0] == w_t.shape[1] and K.is_diagonal(w_t if w_t.flags.c_contiguous or not w_t.T.flags.c_contiguous
-                                                              else w_t.T):  # scan memory in order
-                mode = K.DIAG
-                w_id = arrays.add(np.ascontiguousarray(np.diagonal(w_t)).reshape(1, -1), f"{what} (one-to-one)")
+            if term.kind is TermKind.ONE_TO_ONE:
+                w_id = arrays.add(np.ascontiguousarray(w).reshape(1, -1), f"{what} (one-to-one)")
                 n_diag += 1
             else:
-                if w_t.flags.c_contiguous:
-                    mode, w = K.DENSE, w_t
-                elif w_t.T.flags.c_contiguous:
-                    mode, w = K.DENSE_T, w_t.T
-                else:
-                    mode, w = K.DENSE, np.ascontiguousarray(w_t)
                 w_id = arrays.add(w, what)
-                tmp_id = arrays.add(scratch.get(phase, ("product", proj.name), (bsz, w_t.shape[1]), dtype),
-                                    f"product of {what}")
+                tmp_id = arrays.add(scratch.get(phase, ("product", term.projection), (bsz, term.matrix.shape[0]),
+                                                dtype), f"product of {what}")
                 n_dense += 1
-            if proj.gain is None:
+            if term.gain is None:
                 gain_id = -1
-            elif gain is not None:
-                gain_id = arrays.add(_as_2d(gain, dtype, f"gain of {what}", bsz), f"gain of {what}")
-            elif _activation_code(circuit.population(proj.gain)) == K.LINEAR:
+            elif term.gain_value is not None:
+                gain_id = arrays.add(_as_2d(term.gain_value, dtype, f"gain of {what}", bsz), f"gain of {what}")
+            elif program.population(term.gain).activation.is_linear:
                 gain_id = -1  # f' = 1: multiplying by ones changes nothing
             else:
-                gain_id = signal_ids[proj.gain]["df"]
-            term_rows.append((pre_id, mode, w_id, tmp_id, gain_id))
-            term_pres.append(proj.pre)
-        const = field.constant[name]
-        const_id = -1 if const is None else arrays.add(_as_2d(const, dtype, f"constant drive of {name!r}", bsz),
-                                                        f"constant drive of {name!r}")
-        if name in integrated:
+                gain_id = signal_ids[term.gain]["df"]
+            term_rows.append(_row(K.TERM_COLUMNS, pre=pre_id, mode=_TERM_MODES[term.kind], weights=w_id,
+                                  product=tmp_id, gain=gain_id))
+        const_id = -1 if pop.constant is None else arrays.add(
+            _as_2d(pop.constant, dtype, f"constant drive of {name!r}", bsz), f"constant drive of {name!r}")
+        if pop.role is Role.INTEGRATED:
             acc_id = arrays.add(scratch.get(phase, ("drive", name), (bsz, pop.size), dtype), f"drive of {name!r}")
-            tau = float(field.tau_ms[name])
+            tau = pop.tau_ms
         else:
             acc_id = signal_ids[name]["u"]
             tau = 1.0
-        leak = float(field.leak[name])
-        k_rate = rates.get(name, 0.0)
+        k_rate = pop.decay_rate if exponential else 0.0
         decay = math.exp(-k_rate * dt_ms) if k_rate != 0 else 1.0
         c2 = (1.0 - decay) / k_rate if k_rate != 0 else 0.0
-        static = name in instantaneous and not field.terms[name]
-        pop_rows.append((slot_of[name], acc_id, const_id, t0, len(term_rows), int(leak == 1.0), int(k_rate != 0),
-                         int(static)))
-        fpar_rows.append((leak, tau, dt_ms, decay, c2))
+        pop_rows.append(_row(K.POP_COLUMNS, slot=slot_of[name], acc=acc_id, const=const_id, t0=t0, t1=len(term_rows),
+                             leak_one=pop.leak == 1.0, decay=k_rate != 0, static=pop.static))
+        fpar_rows.append(_row(K.FPAR_COLUMNS, leak=pop.leak, tau=tau, dt=dt_ms, c1=decay, c2=c2))
 
     # state samples for monitors
     sample_rows, sample_buffers, sample_inst = [], {}, 0
     if sample_every and sample_populations:
         n_max = max(max_steps // sample_every, 1)
         for name in sample_populations:
-            if name in computed:
-                size = circuit.population(name).size
+            if name in slot_of:
+                size = program.population(name).size
                 buf = np.empty((n_max, bsz, size), dtype)
                 sample_buffers[name] = buf
                 sample_rows.append((slot_of[name], arrays.add(buf.reshape(n_max * bsz, size), f"samples of {name!r}")))
                 sample_inst |= int(name in instantaneous)
-            elif name not in field.frozen:
+            elif name not in program.frozen:
                 raise Unsupported(f"sampled population {name!r} is neither computed nor held in this phase")
 
+    # runs of instantaneous populations none of which reads another of the run through a matrix product
     levels: list[list[int]] = []
     members: set[str] = set()
-    for p, name in enumerate(instantaneous):
-        t0, t1 = pop_rows[p][3], pop_rows[p][4]
-        if not levels or any(term_rows[t][1] != K.DIAG and term_pres[t] in members for t in range(t0, t1)):
+    for p, pop in enumerate(program.instantaneous):
+        if not levels or any(t.kind is not TermKind.ONE_TO_ONE and t.pre in members for t in pop.terms):
             levels.append([p, p + 1])
-            members = {name}
+            members = {pop.name}
         else:
             levels[-1][1] = p + 1
-            members.add(name)
-    crit = phase.until
+            members.add(pop.name)
+    rule = program.stopping
     addrs, rows, cols = arrays.tables()
-    i64 = lambda rows_, width: np.array(rows_, dtype=np.int64).reshape(len(rows_), width)  # noqa: E731
+    iopt = _row(K.IOPT_COLUMNS, integrator=_INTEGRATORS[program.integrator], steps=max_steps,
+                has_crit=rule.has_criterion, window=rule.window,
+                sample_every=int(sample_every) if sample_populations else 0, n_inst=len(instantaneous),
+                n_int=len(integrated), sample_inst=sample_inst, first=0, held=0, samples0=0, chunks=1, batch=bsz)
     plan = Plan(
         arrays=arrays.arrays, addrs=addrs, rows=rows, cols=cols, like=np.zeros((1, 1), dtype),
-        slots=i64(slot_rows, 6), pops=i64(pop_rows, 8), terms=i64(term_rows, 5), levels=i64(levels, 2),
-        fpar=np.array(fpar_rows, dtype=dtype).reshape(len(fpar_rows), 5),
-        consts=np.array([0.0, 0.5, 1.0, 0.1], dtype=dtype),
-        taus=np.array([float(field.tau_ms[n]) for n in integrated], dtype=np.float64),
-        iopt=np.array([_INTEGRATORS[integ], max_steps, int(crit is not None), 1 if crit is None else int(crit.window),
-                       int(sample_every) if sample_populations else 0, len(instantaneous), len(integrated), sample_inst,
-                       0, 0, 0, 1, bsz], dtype=np.int64),
-        dopt=np.array([dt_ms, 0.0 if crit is None else crit.rtol, 0.0 if crit is None else crit.atol]),
-        samples=i64(sample_rows, 2), residuals=np.zeros((max_steps, len(integrated))),
+        slots=_table(slot_rows, K.SLOT_COLUMNS), pops=_table(pop_rows, K.POP_COLUMNS),
+        terms=_table(term_rows, K.TERM_COLUMNS), levels=_table(levels, ("start", "end")),
+        fpar=np.array(fpar_rows, dtype=dtype).reshape(len(fpar_rows), len(K.FPAR_COLUMNS)),
+        consts=np.array([0.0, 0.5, 1.0, LEAKY_SLOPE], dtype=dtype),
+        taus=np.array([p.tau_ms for p in program.integrated], dtype=np.float64),
+        iopt=np.array(iopt, dtype=np.int64),
+        dopt=np.array([dt_ms, rule.rtol, rule.atol]),
+        samples=_table(sample_rows, ("slot", "buffer")), residuals=np.zeros((max_steps, len(integrated))),
         state=state, sample_buffers=sample_buffers, integrated=integrated, max_steps=max_steps, batch_size=bsz,
-        units=sum(circuit.population(n).size for n in computed),
-        summary=(f"fused kernel ({integ}): {len(integrated)} integrated + {len(instantaneous)} instantaneous "
-                 f"populations, {n_dense} matrix products and {n_diag} one-to-one terms per step"),
+        units=sum(p.size for p in computed),
+        summary=(f"fused kernel ({program.integrator}): {len(integrated)} integrated + {len(instantaneous)} "
+                 f"instantaneous populations, {n_dense} matrix products and {n_diag} one-to-one terms per step"),
     )
     return plan
+
+
+def _row(columns: tuple, **values) -> list:
+    """One table row with its values placed by column name (every column must be given)."""
+    missing = set(columns) ^ set(values)
+    if missing:
+        raise AssertionError(f"table row: columns {sorted(missing)} missing or unknown")
+    return [values[c] for c in columns]
+
+
+def _table(rows: list, columns: tuple) -> np.ndarray:
+    return np.array(rows, dtype=np.int64).reshape(len(rows), len(columns))

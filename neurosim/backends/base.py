@@ -2,8 +2,9 @@
 
 A backend owns the array module (``xp``), moves arrays to and from the host and runs a
 relaxation phase (:meth:`Backend.relax`). The base class implements the loop generically
-with the phase's integrator: step, residual per population, convergence window, NaN/Inf
-check, state samples for monitors. Faster backends override :meth:`relax` for the vector
+with the phase's integrator on the numpy interpreter of the phase program
+(:class:`~neurosim.dynamics.PhaseField`): step, the stopping rule of :mod:`neurosim.stopping`
+(residual per population, convergence window, NaN/Inf check), state samples for monitors. Faster backends override :meth:`relax` for the vector
 fields they can fuse and fall back to this loop otherwise.
 """
 from __future__ import annotations
@@ -13,7 +14,10 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from .. import stopping
 from ..integrate import get_integrator
+from ..program import one_to_one_diagonals
+from ..stopping import PhaseStatus
 
 __all__ = ["Backend", "RelaxResult", "Diverged", "get_backend", "available_backends", "register_backend"]
 
@@ -40,8 +44,8 @@ class RelaxResult:
         Integration steps taken.
     t_end_ms : float
     converged : bool
-    status : str
-        ``converged``, ``max_time`` or ``diverged``.
+    status : PhaseStatus
+        ``CONVERGED`` or ``MAX_TIME`` (a diverged phase raises :class:`Diverged`).
     residual : float
         Final residual (max over populations of ``max |tau du/dt|``).
     residuals : ndarray (steps, n_pops)
@@ -58,7 +62,7 @@ class RelaxResult:
     steps: int
     t_end_ms: float
     converged: bool
-    status: str
+    status: PhaseStatus
     residual: float
     residuals: np.ndarray
     residual_populations: tuple
@@ -100,6 +104,14 @@ class Backend:
     def describe(self) -> str:
         return f"{self.name} ({self.dtype})"
 
+    def one_to_one(self, matrices: list) -> list:
+        """Diagonals (n,) of the square ``matrices`` whose off-diagonal entries are all 0, else None.
+
+        The phase program marks such projections one-to-one (:class:`~neurosim.program.TermKind`);
+        device backends override this with one batched test.
+        """
+        return one_to_one_diagonals(matrices, self.xp)
+
     # -- relaxation -----------------------------------------------------------------------
     def relax(self, field, phase, y0: dict, t0_ms: float, *, sample_populations: tuple = (),
               sample_every: int = 0, plasticity=None) -> RelaxResult:
@@ -123,21 +135,22 @@ class Backend:
             generic loop on every backend.
         """
         xp = self.xp
-        integ = get_integrator(phase.integrator)
-        dt = phase.dt_ms
+        program = field.program
+        integ = get_integrator(program.integrator)
+        dt = program.dt_ms
+        rule = program.stopping
         names = field.integrated
-        tau = [field.tau_ms[n] for n in names]
-        crit = phase.until
+        tau = [p.tau_ms for p in program.integrated]
         y = {n: y0[n] for n in names}
-        residuals = np.zeros((phase.max_steps, len(names)))
+        residuals = np.zeros((rule.max_steps, len(names)))
         held = 0
         converged = False
-        status = "max_time"
+        status = PhaseStatus.MAX_TIME
         samples: dict = {p: [] for p in sample_populations}
         sample_t: list = []
         t = t0_ms
         steps = 0
-        for k in range(phase.max_steps):
+        for k in range(rule.max_steps):
             if plasticity is not None:
                 plasticity.observe(field.complete(y))
             y_new = integ.step(field, t, y, dt)
@@ -145,16 +158,16 @@ class Backend:
             steps = k + 1
             ok = True
             for j, n in enumerate(names):
-                r = float(xp.max(xp.abs(y_new[n] - y[n]))) * tau[j] / dt if y[n].size else 0.0
+                r = stopping.residual(float(xp.max(xp.abs(y_new[n] - y[n]))), tau[j], dt) if y[n].size else 0.0
                 residuals[k, j] = r
                 if not np.isfinite(r):
                     raise Diverged(
                         f"population {n!r} became NaN/Inf at t={t:g} ms (step {steps} of phase {phase.name!r})",
                         population=n, time_ms=t, step=steps,
                     )
-                if crit is not None and ok:
+                if rule.has_criterion and ok:
                     scale = float(xp.max(xp.abs(y_new[n]))) if y_new[n].size else 0.0
-                    ok = r <= crit.atol + crit.rtol * scale
+                    ok = stopping.within_tolerance(r, scale, rule.atol, rule.rtol)
             y = y_new
             if sample_every and steps % sample_every == 0 and sample_populations:
                 values = field.complete(y)
@@ -162,11 +175,11 @@ class Backend:
                 for p in sample_populations:
                     src = values[p] if p in values else field.frozen[p]
                     samples[p].append(self.to_host(src).copy())
-            if crit is not None:
-                held = held + 1 if ok else 0
-                if held >= crit.window:
+            if rule.has_criterion:
+                held = stopping.advance_window(held, ok)
+                if held >= rule.window:
                     converged = True
-                    status = "converged"
+                    status = PhaseStatus.CONVERGED
                     break
         final = field.complete(y)
         res = float(residuals[steps - 1].max()) if len(names) else 0.0

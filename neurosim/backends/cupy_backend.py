@@ -113,6 +113,10 @@ class CupyBackend(Backend):
     def describe(self) -> str:
         return f"{self.name} ({self.dtype}, {self.runtime.name})"
 
+    def one_to_one(self, matrices: list) -> list:
+        """One-to-one detection for the phase program, batched on the runtime (one synchronisation)."""
+        return self.runtime.diagonals(matrices)
+
     def relax(self, field, phase, y0: dict, t0_ms: float, *, sample_populations: tuple = (),
               sample_every: int = 0, plasticity=None) -> RelaxResult:
         """Run one phase on the device (see :meth:`Backend.relax` for the contract).

@@ -25,6 +25,7 @@ import importlib.util
 import logging
 import numpy as np
 
+from ..stopping import PhaseStatus
 from .base import Backend, Diverged, RelaxResult, register_backend
 
 __all__ = ["NumbaBackend", "numba_available"]
@@ -167,17 +168,18 @@ class NumbaBackend(Backend):
         for k in range(plan.max_steps):
             plasticity.observe({n: u.copy() for n, u in plan.state.items()})
             out = plan.run(k, 1, held=int(out[K.R_HELD]), samples=int(out[K.R_SAMPLES]), chunks=chunks)
-            if out[K.R_STATUS] != K.MAX_TIME:
+            if out[K.R_STATUS] != K.RUNNING:
                 break
         return out
 
     def _result(self, plan, out, field, phase, t0_ms: float, sample_populations: tuple, sample_every: int,
                 path: str) -> RelaxResult:
         K = self._codes
-        steps, status, failed, n_samples = (int(out[i]) for i in (K.R_STEPS, K.R_STATUS, K.R_FAILED, K.R_SAMPLES))
+        steps, code, failed, n_samples = (int(out[i]) for i in (K.R_STEPS, K.R_STATUS, K.R_FAILED, K.R_SAMPLES))
+        status = PhaseStatus.MAX_TIME if code == K.RUNNING else PhaseStatus.from_code(code)
         dt = phase.dt_ms
         t = t0_ms + steps * dt
-        if status == K.DIVERGED:
+        if status is PhaseStatus.DIVERGED:
             name = plan.integrated[failed]
             raise Diverged(f"population {name!r} became NaN/Inf at t={t:g} ms (step {steps} of phase {phase.name!r})",
                            population=name, time_ms=t, step=steps)
@@ -194,8 +196,7 @@ class NumbaBackend(Backend):
                     samples[p] = [held.copy() for _ in range(n_samples)]
         residuals = plan.residuals[:steps]
         return RelaxResult(
-            state=plan.state, steps=steps, t_end_ms=t, converged=status == K.CONVERGED,
-            status="converged" if status == K.CONVERGED else "max_time",
+            state=plan.state, steps=steps, t_end_ms=t, converged=status is PhaseStatus.CONVERGED, status=status,
             residual=float(residuals[steps - 1].max()) if plan.integrated and steps else 0.0,
             residuals=residuals, residual_populations=plan.integrated, sample_t_ms=sample_t, samples=samples,
             message=path,

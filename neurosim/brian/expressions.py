@@ -1,55 +1,43 @@
 """neurosim activations and presynaptic signals written as Brian2 expressions.
 
-Brian2 sees the same non-linearities as :mod:`neurosim.activations`, spelled in its own
-expression language (``tanh``, ``int(u > 0)`` ...). Every expression is a function of one
-state variable whose name is substituted in.
+Brian2 sees the same non-linearities as the reference: the expressions come from the
+activation table of :mod:`neurosim.activations`, whose syntax (``tanh``, ``int(u > 0)`` ...)
+is Brian2's. Every expression is a function of one state variable whose name is substituted in.
 """
 from __future__ import annotations
 
 import keyword
 
+from ..activations import ACTIVATIONS, Activation, get_activation
+
 __all__ = ["rate_expr", "slope_expr", "signal_expr", "check_name", "SUPPORTED_ACTIVATIONS"]
 
-_RATE = {
-    "linear": "{u}",
-    "tanh": "tanh({u})",
-    "sigmoid": "(0.5*(1 + tanh(0.5*{u})))",
-    "relu": "({u}*int({u} > 0))",
-    "leaky_relu": "({u}*int({u} > 0) + 0.1*{u}*int({u} <= 0))",
-}
-_SLOPE = {
-    "linear": None,
-    "tanh": "(1 - tanh({u})**2)",
-    "sigmoid": "(0.5*(1 + tanh(0.5*{u}))*(1 - 0.5*(1 + tanh(0.5*{u}))))",
-    "relu": "int({u} > 0)",
-    "leaky_relu": "(int({u} > 0) + 0.1*int({u} <= 0))",
-}
-SUPPORTED_ACTIVATIONS = tuple(_RATE)
+SUPPORTED_ACTIVATIONS = tuple(name for name, act in ACTIVATIONS.items() if act.rate_expr is not None)
 """Activations with a Brian2 spelling (every built-in activation of neurosim)."""
 
 
-def _lookup(table: dict, activation: str, what: str) -> str | None:
-    name = getattr(activation, "name", activation)
-    if name not in table:
+def _lookup(activation: str | Activation) -> Activation:
+    act = get_activation(activation)
+    if act.rate_expr is None or act.slope_expr is None:
         raise NotImplementedError(
-            f"activation={name!r} has no Brian2 expression for its {what}; the Brian2 bridge supports "
-            f"{list(SUPPORTED_ACTIVATIONS)}"
+            f"activation={act.name!r} has no expression in neurosim.activations, so Brian2 cannot run it; the "
+            f"Brian2 bridge supports {list(SUPPORTED_ACTIVATIONS)}"
         )
-    return table[name]
+    return act
 
 
-def rate_expr(activation: str, var: str) -> str:
+def rate_expr(activation: str | Activation, var: str) -> str:
     """Brian2 expression of the rate ``f(u)`` of variable ``var``."""
-    return _lookup(_RATE, activation, "rate").format(u=var)
+    return _lookup(activation).rate(var)
 
 
-def slope_expr(activation: str, var: str) -> str | None:
+def slope_expr(activation: str | Activation, var: str) -> str | None:
     """Brian2 expression of the slope ``f'(u)`` of ``var``, or ``None`` when it is 1 (linear)."""
-    template = _lookup(_SLOPE, activation, "slope")
-    return None if template is None else template.format(u=var)
+    act = _lookup(activation)
+    return None if act.is_linear else act.slope(var)
 
 
-def signal_expr(activation: str, signal: str, var: str) -> str:
+def signal_expr(activation: str | Activation, signal: str, var: str) -> str:
     """What a projection reads from ``var``: the state ``u``, the rate ``r`` or the slope ``df``."""
     if signal == "u":
         return var

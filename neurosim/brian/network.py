@@ -21,6 +21,7 @@ import numpy as np
 
 from ..model import Circuit
 from ..schedule import Phase
+from ..program import PhaseProgram
 from .plan import PhasePlan, PhaseStart, phase_start
 from .trajectories import Trajectories
 
@@ -58,8 +59,10 @@ class BrianPhase:
     ----------
     circuit : Circuit
     phase : Phase
+    program : PhaseProgram
+        What the phase computes (the same record every backend consumes).
     plan : PhasePlan
-        Integrated, instantaneous and frozen populations and their drives.
+        Its Brian2 view: integrated, instantaneous and frozen populations and their drives.
     layout : {"synapses", "fused"}
     target : {"numpy", "cython"}
     dtype : str
@@ -88,7 +91,8 @@ class BrianPhase:
         self.method = METHODS[phase.integrator_name]
         self.weights = {k: np.asarray(v, dtype=float) for k, v in weights.items()}
         self.biases = {k: np.asarray(v, dtype=float) for k, v in biases.items()}
-        self.plan = PhasePlan.of(circuit, phase, self.weights)
+        self.program = PhaseProgram.compile(circuit, phase, self.weights, self.biases, start.state, start.inputs)
+        self.plan = PhasePlan.of(circuit, self.program)
         self.batch_size = start.batch_size
         self.equations: dict[str, str] = {}
         self._monitors: dict = {}

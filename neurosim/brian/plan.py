@@ -2,7 +2,8 @@
 
 :func:`phase_start` evaluates a phase's sources (``init``, ``clamp``, ``inputs``) exactly as
 :class:`neurosim.Simulator` does at the start of the phase: they become fixed inputs of the
-Brian2 network. :class:`PhasePlan` lists the populations the phase integrates, recomputes
+Brian2 network. :class:`PhasePlan` is the Brian2 view of the phase's
+:class:`~neurosim.program.PhaseProgram`: the populations the phase integrates, recomputes
 (instantaneous) and only reads (frozen), with the effective weights of every projection that
 drives a computed population.
 """
@@ -14,9 +15,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..dynamics import StateView, effective_weights
 from ..model import Circuit, Projection
+from ..program import PhaseProgram
 from ..schedule import Phase
+from ..state import StateView
 
 __all__ = ["PhaseStart", "PhasePlan", "phase_start", "fixed_steps", "batch_size_of"]
 
@@ -149,27 +151,23 @@ class PhasePlan:
         return self.integrated + self.instantaneous
 
     @classmethod
-    def of(cls, circuit: Circuit, phase: Phase, weights: Mapping[str, Any]) -> "PhasePlan":
-        """The plan of ``phase`` with the untied ``weights`` (projection -> (n_post, n_pre))."""
-        evolve = [n for n in phase.evolve if n not in phase.clamp]
-        integrated = tuple(n for n in evolve if not circuit.population(n).instantaneous)
-        instantaneous = circuit.instantaneous_order(set(evolve))
+    def of(cls, circuit: Circuit, program: PhaseProgram) -> "PhasePlan":
+        """The Brian2 view of a phase program: every drive as a projection with its effective weights.
+
+        Brian2 keeps frozen populations as constant variables, so the terms the program folded
+        into constant drives are listed with the live ones, in the circuit's order.
+        """
+        integrated = tuple(p.name for p in program.integrated)
+        instantaneous = tuple(p.name for p in program.instantaneous)
         computed = set(integrated) | set(instantaneous)
-        active = set(phase.active_projections(circuit))
+        order = {proj.name: i for i, proj in enumerate(circuit.projections)}
         drives: dict = {}
         read: list = []
-        for name in integrated + instantaneous:
-            own = []
-            for proj in circuit.incoming(name):
-                if proj.name not in active:
-                    continue
-                w = np.asarray(effective_weights(circuit, weights, proj.name), dtype=float)
-                own.append(Drive(proj, w))
-                read += [proj.pre] + ([proj.gain] if proj.gain is not None else [])
-            drives[name] = tuple(own)
+        for pop in program.integrated + program.instantaneous:
+            terms = sorted(pop.folded + pop.terms, key=lambda t: order[t.projection])
+            drives[pop.name] = tuple(Drive(circuit.projection(t.projection), np.asarray(t.matrix, dtype=float))
+                                     for t in terms)
+            read += [name for t in terms for name in (t.pre, t.gain) if name is not None]
         frozen = tuple(dict.fromkeys(n for n in read if n not in computed))
-        levels: dict = {}
-        for name in instantaneous:
-            deps = [levels[d.projection.pre] + 1 for d in drives[name] if d.projection.pre in levels]
-            levels[name] = max(deps, default=0)
+        levels = {pop.name: pop.level for pop in program.instantaneous}
         return cls(integrated, instantaneous, frozen, drives, levels)

@@ -48,7 +48,7 @@ def run_neurosim(circuit: Circuit, phase: Phase, batch: Mapping[str, Any] | None
     field = PhaseField(circuit, phase, {k: be.asarray(v) for k, v in weights.items()},
                        {k: be.asarray(v) for k, v in biases.items()},
                        {k: be.asarray(v) for k, v in start.state.items()},
-                       {k: be.asarray(v) for k, v in start.inputs.items()}, be.xp)
+                       {k: be.asarray(v) for k, v in start.inputs.items()}, be.xp, diagonals=be.one_to_one)
     computed = tuple(field.integrated) + tuple(field.instantaneous)
     y0 = {n: be.asarray(start.state[n]) for n in field.integrated}
     wall0 = time.perf_counter()
