@@ -130,12 +130,12 @@ ACTIVATIONS: dict[str, Activation] = {
                           "(0.5*(1 + tanh(0.5*{u}))*(1 - 0.5*(1 + tanh(0.5*{u}))))", 2),
     "relu": Activation("relu", _relu, _drelu, "({u}*int({u} > 0))", "int({u} > 0)", 3),
     "leaky_relu": Activation("leaky_relu", _leaky_relu, _dleaky_relu,
-                             f"({{u}}*int({{u}} > 0) + {_S}*{{u}}*int({{u}} <= 0))",
-                             f"(int({{u}} > 0) + {_S}*int({{u}} <= 0))", 4),
+                             f"({{u}}*int({{u}} > 0) + {_S}*{{u}}*(1 - int({{u}} > 0)))",
+                             f"(int({{u}} > 0) + {_S}*(1 - int({{u}} > 0)))", 4),
     # the inverse of leaky_relu: maps a rate back to its pre-activation (target propagation)
     "leaky_relu_inverse": Activation("leaky_relu_inverse", _leaky_relu_inverse, _dleaky_relu_inverse,
-                                     f"({{u}}*int({{u}} > 0) + {{u}}/{_S}*int({{u}} <= 0))",
-                                     f"(int({{u}} > 0) + (1/{_S})*int({{u}} <= 0))", 5),
+                                     f"({{u}}*int({{u}} > 0) + {{u}}/{_S}*(1 - int({{u}} > 0)))",
+                                     f"(int({{u}} > 0) + (1/{_S})*(1 - int({{u}} > 0)))", 5),
 }
 
 
