@@ -4,8 +4,7 @@ Layers are rate populations ``tau du/dt = -u + inputs`` with separate feedforwar
 circuits; learning circuits (backprop as dynamics, feedback alignment, predictive coding,
 dynamic inversion, ...) run as real dynamics in time, phase by phase, with HDF5 traces.
 """
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .activations import Activation, get_activation
 from .dale import EISplit
 from .losses import get_loss
@@ -15,7 +14,8 @@ from .schedule import Converged, Learn, Phase, Schedule, ScheduleError
 from .sources import Constant, Data, OutputError, StateOf, Zero
 from .integrate import StabilityError
 from .monitors import ConvergenceMonitor, StateMonitor, WeightMonitor
-from .simulate import History, SimulationError, Simulator, TrialResult
+from .simulator import SimulationError, Simulator, TrialResult
+from .training import History
 from .backends import available_backends, get_backend
 
 __all__ = [

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .analysis import angle_deg, backprop_reference, relative_error
-from .simulate import Simulator
+from .simulator import Simulator
 
 __all__ = ["CheckReport", "run_check", "split_options", "random_batch", "layer_parameters"]
 

@@ -1,6 +1,6 @@
 """What a simulation records: states, convergence, weights, and the phase log.
 
-Monitors are declarations; the :class:`~neurosim.simulate.Simulator` fills them during a run
+Monitors are declarations; the :class:`~neurosim.simulator.Simulator` fills them during a run
 and streams them to a :class:`~neurosim.trace.Trace` after every trial.
 """
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence, Union
 
+from .errors import ScheduleError
 from .integrate import FixedStepIntegrator, get_integrator
 from .integrate.base import StabilityError
 from .losses import get_loss
@@ -20,10 +21,6 @@ from .sources import as_source
 from .units import positive_ms
 
 __all__ = ["Converged", "Phase", "Learn", "Schedule", "ScheduleError"]
-
-
-class ScheduleError(ValueError):
-    """A phase or schedule does not fit its circuit."""
 
 
 @dataclass(frozen=True)
