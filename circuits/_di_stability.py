@@ -277,8 +277,8 @@ class LoopGuard:
                     f"loop {c.name!r} (epoch {epoch}, trial {trial}): {c.integrator} with dt_ms={c.dt_ms:g} grows by "
                     f"max|R(dt·λ)| = {growth:.4g} >= 1 per step (spectral abscissa {alpha:.4g}/ms is fine, the step is "
                     f"not); the largest stable step is now {limit:.4g} ms. Fixes: a smaller loop dt_ms, "
-                    f"integrator='rk4', a smaller learning rate or weight decay (the loop gain grows with the weights), "
-                    f"or the closed-form circuit"
+                    f"integrator='rk4', a smaller learning rate or weight decay (the loop gain grows with the "
+                    f"weights), or the closed-form circuit"
                 )
 
     def epoch_metrics(self) -> dict[str, float]:

@@ -18,8 +18,8 @@ from typing import Sequence
 
 from neurosim.model import Circuit
 from neurosim.schedule import Converged, Schedule
-from . import _dynamic_inversion as _di
-from . import _mlp
+
+from . import _dynamic_inversion as _di, _mlp
 from ._di_stability import RepairLog
 
 NAME = "ndi"

@@ -82,7 +82,8 @@ def layer_parameters(module, circuit, layer: int) -> tuple[str, str]:
     return hook(circuit, layer) if hook is not None else (f"W{layer}", f"x{layer}")
 
 
-def random_batch(sizes: Sequence[int], batch: int, loss: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def random_batch(sizes: Sequence[int], batch: int, loss: str,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Inputs ``N(0, 1)`` and targets (Gaussian for MSE, one-hot for CE)."""
     x = rng.normal(size=(batch, sizes[0]))
     if loss == "ce":

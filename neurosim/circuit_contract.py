@@ -80,7 +80,8 @@ def _accepts(func: Callable, positional: Sequence[str], keywords: Sequence[str] 
     try:
         sig.bind(*positional, **{k: None for k in keywords})
     except TypeError as err:
-        return f"cannot be called as {func.__name__}({', '.join([*positional, *(f'{k}=...' for k in keywords)])}): {err}"
+        call = ", ".join([*positional, *(f"{k}=..." for k in keywords)])
+        return f"cannot be called as {func.__name__}({call}): {err}"
     return None
 
 

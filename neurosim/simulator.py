@@ -96,7 +96,7 @@ class Simulator(TrainingLoop, Evaluation):
         Every executed phase.
     """
 
-    def __init__(self, circuit: Circuit, schedule: Schedule, backend: "str | Backend | None" = None,
+    def __init__(self, circuit: Circuit, schedule: Schedule, backend: str | Backend | None = None,
                  dtype: str = "float64", seed: int = 0, progress: bool | None = None):
         if schedule.circuit is not circuit:
             raise ValueError("Simulator: schedule was built for a different circuit; build it with schedule(circuit)")
@@ -266,7 +266,8 @@ class Simulator(TrainingLoop, Evaluation):
             raise SimulationError(
                 f"trial {self.trial} (epoch {epoch}, batch {batch_index}), phase {phase.name!r}: population "
                 f"{err.population!r} diverged (NaN/Inf) at t={err.time_ms:g} ms, step {err.step}. "
-                f"Reduce dt_ms or the learning rate, or check the loop's stability; every earlier trial is in the trace."
+                f"Reduce dt_ms or the learning rate, or check the loop's stability; every earlier trial is in "
+                f"the trace."
             ) from err
 
     def _store_monitors(self, phase, result, row, state_mons, conv_mons, trace) -> None:

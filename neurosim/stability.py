@@ -212,7 +212,7 @@ class CycleLoop:
     def matrix(self, name: str) -> np.ndarray:
         return self.matrices[self.index(name)]
 
-    def with_matrix(self, name: str, value: np.ndarray) -> "CycleLoop":
+    def with_matrix(self, name: str, value: np.ndarray) -> CycleLoop:
         """The same loop with matrix ``name`` replaced."""
         mats = list(self.matrices)
         mats[self.index(name)] = np.asarray(value, dtype=float)
@@ -304,7 +304,7 @@ class CycleLoop:
         hint = min(s.tau_ms for s in self.stages)
         return max_stable_dt(lambda h: self.step_growth(h, integrator), hint)
 
-    def compressed(self, name: str) -> tuple["CycleLoop", np.ndarray | None]:
+    def compressed(self, name: str) -> tuple[CycleLoop, np.ndarray | None]:
         """For a two-stage loop: the loop restricted to what feeds back through matrix ``name``.
 
         In a two-stage ring ``u -(A)-> r -(W)-> u``, the part of ``r`` in the null space of

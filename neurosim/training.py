@@ -49,7 +49,8 @@ class TrainingLoop:
 
     def train(self, data, *, epochs: int = 1, batch_size: int = 32, monitors: Sequence = (), trace=None,
               test=None, metrics: Callable[[TrainingLoop, int], Mapping[str, float]] | None = None,
-              weight_monitor: WeightMonitor | None = None, scenario: str = "", config: Mapping | None = None) -> History:
+              weight_monitor: WeightMonitor | None = None, scenario: str = "",
+              config: Mapping | None = None) -> History:
         """Train for ``epochs`` passes over ``data`` (a :class:`neurosim.data.Split`).
 
         Parameters
@@ -106,7 +107,8 @@ class TrainingLoop:
                 trace.log_metrics(self.epoch, values)
                 if weight_monitor is not None and (self.epoch + 1) % weight_monitor.every_epochs == 0:
                     for name in self._monitored_weights(weight_monitor):
-                        trace.snapshot_weights(name, time_ms=0.0, epoch=self.epoch, weights=self.effective_weights(name))
+                        trace.snapshot_weights(name, time_ms=0.0, epoch=self.epoch,
+                                               weights=self.effective_weights(name))
                 trace.end_trial()
             self.epoch += 1
         return history
@@ -149,9 +151,11 @@ class TrainingLoop:
             if isinstance(m, ConvergenceMonitor):
                 for ph in self.schedule.relax_phases:
                     if m.wants(ph.name):
-                        integrated = [n for n in ph.evolve if n not in ph.clamp and not self.circuit.population(n).instantaneous]
+                        integrated = [n for n in ph.evolve
+                                      if n not in ph.clamp and not self.circuit.population(n).instantaneous]
                         conv[ph.name] = tuple(integrated)
-        weights = {n: tuple(self.circuit.weight_shape(self.circuit.projection(n))) for n in self._monitored_weights(weight_monitor)}
+        weights = {n: tuple(self.circuit.weight_shape(self.circuit.projection(n)))
+                   for n in self._monitored_weights(weight_monitor)}
         layout = TraceLayout(phases=tuple(p.name for p in self.schedule.phases), states=tuple(states),
                              convergence=conv, weights=weights)
         cfg = {"schedule": self.schedule.describe()}

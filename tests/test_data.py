@@ -12,9 +12,7 @@ import numpy as np
 import pytest
 
 from neurosim import data as nd
-from neurosim.data import Dataset, Split
-from neurosim.data import containers as ndc, datasets as nds
-
+from neurosim.data import Dataset, Split, containers as ndc, datasets as nds
 
 # ----------------------------------------------------------------------------------------------
 # Split and batches
