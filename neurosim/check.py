@@ -26,11 +26,11 @@ class CheckReport:
 
     circuit: str
     settings: dict
-    reference: str = "backprop (algebraic)"
     layers: list = field(default_factory=list)
     phase_log: str = ""
     arrays: dict = field(default_factory=dict, repr=False)
     comparisons: dict = field(default_factory=dict)
+    reference: str = "backprop (algebraic)"
 
     @property
     def max_relative_error(self) -> float:
