@@ -30,11 +30,11 @@ from neurosim.model import CircuitError, Population, Projection, Tied
 from neurosim.plasticity import SGD
 from neurosim.schedule import Converged, Learn, Phase
 from neurosim.sources import OutputError, Source, StateOf
-from neurosim.stability import (CycleLoop, LoopCheck, LoopGuard, RepairLog, RepairRecord, Stage, ssa_repair,
-                                unstable_message)
+from neurosim.stability import CycleLoop, Stage
 from neurosim.units import positive_ms
 
 from . import _mlp
+from ._di_stability import LoopCheck, LoopGuard, RepairLog, RepairRecord, ssa_repair, unstable_message
 
 __all__ = ["FEEDBACK_INITS", "LoopSpec", "plan_loops", "alpha_per_layer", "loop_of", "initial_feedback",
            "stabilise_at_build", "forward_layers", "error_populations", "loop_parts", "GatedRelay",
@@ -427,7 +427,10 @@ def loop_time(tau_ms: float, tau_loop_ms: float | None) -> float:
 
 
 def ssa_settings(ssa_lr: float, ssa_min_iters: int, ssa_max_iters: int) -> dict[str, Any]:
-    """Validated keyword arguments of :func:`neurosim.stability.ssa_repair` (the authors' regressions: 0.5, 2000)."""
+    """Validated keyword arguments of :func:`~neurosim.circuits._di_stability.ssa_repair`.
+
+    The authors' regressions use 0.5 and 2000.
+    """
     if not ssa_lr > 0 or int(ssa_min_iters) < 0 or int(ssa_max_iters) < max(1, int(ssa_min_iters)):
         raise ValueError(f"ssa_lr={ssa_lr!r}, ssa_min_iters={ssa_min_iters!r}, ssa_max_iters={ssa_max_iters!r}: "
                          f"need lr > 0 and 0 <= min_iters <= max_iters, max_iters >= 1")

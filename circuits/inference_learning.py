@@ -68,7 +68,8 @@ def default_settle() -> Converged:
 
 
 def schedule(circuit: Circuit, *, gamma: float = 0.2, settle: Converged | None = None, max_steps: int = 2000,
-             start: str = "feedforward", lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0) -> Schedule:
+             start: str = "feedforward", lr: float = 0.01, momentum: float = 0.0,
+             weight_decay: float = 0.0) -> Schedule:
     """Phases ``forward`` (prediction), ``relax`` (input and target clamped, to equilibrium), ``learn``.
 
     Parameters
@@ -99,7 +100,8 @@ def schedule(circuit: Circuit, *, gamma: float = 0.2, settle: Converged | None =
     init = {} if start == "feedforward" else {n: 0 for n in pc.value_names(spec)}
     layers = range(1, L + 1)
     phases = [
-        pc.forward_phase(spec, dt_ms=forward_dt, settle=None if spec.error_tau_ms is None else settle or default_settle(),
+        pc.forward_phase(spec, dt_ms=forward_dt,
+                         settle=None if spec.error_tau_ms is None else settle or default_settle(),
                          max_ms=None if spec.error_tau_ms is None else forward_dt * max_steps),
         Phase("relax", evolve=pc.inference_evolve(spec), projections="all", clamp=pc.target_clamp(spec), init=init,
               dt_ms=dt, max_ms=dt * int(max_steps), until=settle or default_settle(), training=True),

@@ -18,10 +18,9 @@ from typing import Sequence
 
 from neurosim.model import Circuit
 from neurosim.schedule import Converged, Schedule
-from neurosim.stability import RepairLog
 
-from . import _dynamic_inversion as _di
-from . import _mlp
+from . import _dynamic_inversion as _di, _mlp
+from ._di_stability import RepairLog
 
 NAME = "ndi"
 SUMMARY = "non-dynamic inversion: DI's fixed point B(WB - αI)⁻¹ in closed form (reference for DI)"

@@ -12,8 +12,7 @@ from typing import Sequence
 from neurosim.model import Circuit
 from neurosim.schedule import Converged, Schedule
 
-from . import _dynamic_inversion as _di
-from . import _mlp
+from . import _dynamic_inversion as _di, _mlp
 
 NAME = "pbp"
 SUMMARY = "pseudo-backprop: feedback through the pseudo-inverse W⁺ (reference for dynamic inversion)"

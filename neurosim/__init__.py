@@ -4,19 +4,19 @@ Layers are rate populations ``tau du/dt = -u + inputs`` with separate feedforwar
 circuits; learning circuits (backprop as dynamics, feedback alignment, predictive coding,
 dynamic inversion, ...) run as real dynamics in time, phase by phase, with HDF5 traces.
 """
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .activations import Activation, get_activation
+from .backends import available_backends, get_backend
 from .dale import EISplit
+from .integrate import StabilityError
 from .losses import get_loss
 from .model import Circuit, CircuitError, Population, Projection, Tied
+from .monitors import ConvergenceMonitor, StateMonitor, WeightMonitor
 from .plasticity import SGD, Adam, BiasRule, LocalityError, OuterProduct, Rule
 from .schedule import Converged, Learn, Phase, Schedule, ScheduleError
+from .simulator import SimulationError, Simulator, TrialResult
 from .sources import Constant, Data, OutputError, StateOf, Zero
-from .integrate import StabilityError
-from .monitors import ConvergenceMonitor, StateMonitor, WeightMonitor
-from .simulate import History, SimulationError, Simulator, TrialResult
-from .backends import available_backends, get_backend
+from .training import History
 
 __all__ = [
     "__version__", "Activation", "get_activation", "EISplit", "get_loss", "Circuit", "CircuitError",

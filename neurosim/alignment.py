@@ -215,7 +215,7 @@ class AlignmentProbe:
         object.__setattr__(self, "y", y)
 
     @classmethod
-    def from_split(cls, split, size: int = 256) -> "AlignmentProbe":
+    def from_split(cls, split, size: int = 256) -> AlignmentProbe:
         """The first ``size`` samples of a :class:`neurosim.data.Split`."""
         n = min(int(size), len(split))
         return cls(split.x[:n], split.y[:n])

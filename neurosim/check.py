@@ -1,8 +1,10 @@
-"""``neurosim check``: one trial of a circuit against backprop computed algebraically.
+"""``neurosim check``: one trial of a circuit against backprop computed algebraically, or its own reference.
 
 The circuit runs its schedule once on a random network and batch; its raw updates (learning
 rate 1, loss summed over the batch) are compared layer by layer with
-:func:`neurosim.analysis.backprop_reference`, which shares no code with any circuit.
+:func:`neurosim.analysis.backprop_reference`, which shares no code with any circuit, or with the
+updates of the circuit module's ``check_reference`` hook where it defines one
+(:mod:`neurosim.circuit_contract`).
 """
 from __future__ import annotations
 
@@ -13,14 +15,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .analysis import angle_deg, backprop_reference, relative_error
-from .simulate import Simulator
+from .simulator import Simulator
 
 __all__ = ["CheckReport", "run_check", "split_options", "random_batch", "layer_parameters"]
 
 
 @dataclass
 class CheckReport:
-    """Result of a check: per-layer agreement with backprop plus the phase log."""
+    """Result of a check: per-layer agreement with the reference (backprop by default) plus the phase log."""
 
     circuit: str
     settings: dict
@@ -28,18 +30,19 @@ class CheckReport:
     phase_log: str = ""
     arrays: dict = field(default_factory=dict, repr=False)
     comparisons: dict = field(default_factory=dict)
+    reference: str = "backprop (algebraic)"
 
     @property
     def max_relative_error(self) -> float:
         return max((max(r["dW_rel_error"], r["db_rel_error"]) for r in self.layers), default=float("nan"))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"circuit": self.circuit, "settings": self.settings, "layers": self.layers,
+        return {"circuit": self.circuit, "settings": self.settings, "reference": self.reference, "layers": self.layers,
                 "max_relative_error": self.max_relative_error, "comparisons": self.comparisons}
 
     def table(self) -> str:
         lines = [f"neurosim check {self.circuit}  " + "  ".join(f"{k}={v}" for k, v in self.settings.items()), "",
-                 self.phase_log, "", "update vs backprop (algebraic), per layer:",
+                 self.phase_log, "", f"update vs {self.reference}, per layer:",
                  f"{'layer':>6}{'shape':>12}{'dW rel err':>14}{'dW angle °':>12}{'db rel err':>14}{'db angle °':>12}"]
         for r in self.layers:
             lines.append(f"{r['layer']:>6}{str(tuple(r['shape'])):>12}{r['dW_rel_error']:>14.3e}{r['dW_angle_deg']:>12.4f}"
@@ -79,7 +82,8 @@ def layer_parameters(module, circuit, layer: int) -> tuple[str, str]:
     return hook(circuit, layer) if hook is not None else (f"W{layer}", f"x{layer}")
 
 
-def random_batch(sizes: Sequence[int], batch: int, loss: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def random_batch(sizes: Sequence[int], batch: int, loss: str,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Inputs ``N(0, 1)`` and targets (Gaussian for MSE, one-hot for CE)."""
     x = rng.normal(size=(batch, sizes[0]))
     if loss == "ce":
@@ -92,7 +96,7 @@ def random_batch(sizes: Sequence[int], batch: int, loss: str, rng: np.random.Gen
 def run_check(circuit_name: str, *, sizes: Sequence[int] = (20, 30, 10), activation: str = "tanh", loss: str = "mse",
               batch: int = 16, seed: int = 0, dtype: str = "float64", backend: str = "numpy",
               options: Mapping[str, Any] | None = None) -> CheckReport:
-    """Run one trial of ``circuit_name`` and compare its updates with backprop.
+    """Run one trial of ``circuit_name`` and compare its updates with backprop or the circuit's ``check_reference``.
 
     Returns
     -------
@@ -126,8 +130,14 @@ def run_check(circuit_name: str, *, sizes: Sequence[int] = (20, 30, 10), activat
     chain = {f"W{l}" for l in range(1, L + 1)}
     extra = [p.name for p in circuit.projections if p.pathway == "feedforward" and p.plastic and p.name not in chain]
     before = {k: v.astype(np.float64) for k, v in sim.host_weights().items()}
+    before_biases = {k: v.astype(np.float64) for k, v in sim.host_biases().items()}
     result = sim.run_trial({"x": x, "y": y}, learn=True)
-    if extra:  # skip connections: backprop through every feedforward projection
+    reference = getattr(module, "check_reference", None)
+    if reference is not None:  # the circuit's own reference (circuit_contract.CheckReference)
+        ref_all, ref_b = reference(circuit, sched, before, before_biases, x, y)
+        ref_dW = [np.asarray(ref_all[w], dtype=np.float64) for w, _ in params]
+        ref_db = [np.asarray(ref_b[b], dtype=np.float64) for _, b in params]
+    elif extra:  # skip connections: backprop through every feedforward projection
         from .alignment import layered_backprop
 
         ref_all, ref_b = layered_backprop(circuit, before, {f"x{l}": b for l, b in enumerate(biases, 1)}, x, y)
@@ -137,7 +147,8 @@ def run_check(circuit_name: str, *, sizes: Sequence[int] = (20, 30, 10), activat
         ref_dW, ref_db = backprop_reference(weights, biases, x, y, activation, loss)
     report = CheckReport(circuit_name, {"sizes": ",".join(map(str, sizes)), "activation": activation, "loss": loss,
                                         "batch": batch, "seed": seed, "dtype": dtype, "backend": sim.backend.name,
-                                        **{k: v for k, v in (options or {}).items()}})
+                                        **{k: v for k, v in (options or {}).items()}},
+                         reference=f"{module.NAME}.check_reference" if reference is not None else CheckReport.reference)
     for l in range(1, L + 1):
         w_name, b_name = params[l - 1]
         dW = np.asarray(result.updates.get(w_name, np.zeros_like(weights[l - 1])), dtype=np.float64)

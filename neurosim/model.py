@@ -395,10 +395,12 @@ class Circuit:
                         f"known: {names}"
                     )
                 if host.compartment_of is not None:
-                    raise CircuitError(f"{where}: {pop.name!r} is a compartment of a compartment ({host.name!r}); point it at {host.compartment_of!r}")
+                    raise CircuitError(f"{where}: {pop.name!r} is a compartment of a compartment ({host.name!r}); "
+                                       f"point it at {host.compartment_of!r}")
                 if host.size != pop.size:
                     raise CircuitError(
-                        f"{where}: compartment {pop.name!r} has size {pop.size} but its neurons {host.name!r} have {host.size}"
+                        f"{where}: compartment {pop.name!r} has size {pop.size} but its neurons {host.name!r} "
+                        f"have {host.size}"
                     )
         proj_by_name = {p.name: p for p in self.projections}
         for proj in self.projections:
@@ -428,7 +430,8 @@ class Circuit:
                         f"has shape {src_shape}; tie to a square projection (equal pre and post sizes)"
                     )
             if proj.tied and proj.weights.magnitude is not None and proj.weights.magnitude.shape != shape:
-                raise CircuitError(f"{owner}: Tied.magnitude has shape {proj.weights.magnitude.shape}, expected {shape}")
+                raise CircuitError(
+                    f"{owner}: Tied.magnitude has shape {proj.weights.magnitude.shape}, expected {shape}")
             if shape != (post.size, pre.size):
                 raise CircuitError(
                     f"{owner}: weights have shape {shape}, expected (n_post, n_pre) = ({post.size}, {pre.size}) "

@@ -1,6 +1,6 @@
 """What a simulation records: states, convergence, weights, and the phase log.
 
-Monitors are declarations; the :class:`~neurosim.simulate.Simulator` fills them during a run
+Monitors are declarations; the :class:`~neurosim.simulator.Simulator` fills them during a run
 and streams them to a :class:`~neurosim.trace.Trace` after every trial.
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .stopping import PhaseStatus
 from .units import positive_ms
 
 __all__ = ["StateMonitor", "ConvergenceMonitor", "WeightMonitor", "PhaseRecord", "PhaseLog"]
@@ -111,7 +112,7 @@ class PhaseRecord:
     converged: bool
     residual: float
     wall_s: float
-    status: str = "ok"
+    status: PhaseStatus = PhaseStatus.APPLIED
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -63,7 +63,8 @@ class SynapseView:
         if not self._circuit.same_neurons(population, anchor):
             raise LocalityError(
                 f"a rule at {self._pre}->{self._post} asked for {population!r} as its {side}synaptic variable; "
-                f"it may only read the {side}synaptic neurons {self._circuit.neuron_of(anchor)!r} and their compartments"
+                f"it may only read the {side}synaptic neurons {self._circuit.neuron_of(anchor)!r} and their "
+                f"compartments"
             )
         return self._state.signal(population, signal)
 
@@ -232,7 +233,7 @@ class OptimizerState:
     velocity: dict[str, Any] = field(default_factory=dict)
     moments: dict[str, tuple] = field(default_factory=dict)
 
-    def apply(self, opt: "SGD | Adam", key: str, param, delta, batch_size: int):
+    def apply(self, opt: SGD | Adam, key: str, param, delta, batch_size: int):
         """Return the updated parameter (does not modify ``param`` in place)."""
         step = delta / batch_size if opt.average else delta
         if isinstance(opt, Adam):

@@ -204,7 +204,8 @@ def plot_phases(trace_file: TraceLike, out_png: str | Path) -> Path:
             (table["steps"], "integration steps"),
             (table["wall_s"], "wall time (s)"),
         ]
-        names = list(table.phase_names) + [p for p in dict.fromkeys(table["phase"].tolist()) if p not in table.phase_names]
+        names = list(table.phase_names)
+        names += [p for p in dict.fromkeys(table["phase"].tolist()) if p not in table.phase_names]
         conv = table["converged"]
         ax = None
         for i, (y, label) in enumerate(panels):

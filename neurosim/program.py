@@ -174,7 +174,8 @@ class PopulationUpdate:
 
     def describe(self) -> str:
         if self.role is Role.INTEGRATED:
-            head = f"{self.name} ({self.size}, {self.activation.name}): {self.tau_ms:g} ms · du/dt = -{self.leak:g}·u + drive"
+            head = (f"{self.name} ({self.size}, {self.activation.name}): {self.tau_ms:g} ms · du/dt = "
+                    f"-{self.leak:g}·u + drive")
         else:
             head = f"{self.name} ({self.size}, {self.activation.name}): u = drive" + (
                 "" if self.leak == 1 else f" / {self.leak:g}") + f"  [level {self.level}]"
@@ -212,7 +213,7 @@ class StoppingRule:
     has_criterion: bool = False
 
     @classmethod
-    def of(cls, phase) -> "StoppingRule":
+    def of(cls, phase) -> StoppingRule:
         crit = phase.until
         if crit is None:
             return cls(phase.max_steps)
@@ -296,7 +297,7 @@ class PhaseProgram:
     @classmethod
     def compile(cls, circuit, phase, weights: Mapping[str, Any], biases: Mapping[str, Any],
                 state: Mapping[str, Any], inputs: Mapping[str, Any], xp=np,
-                diagonals: Callable[[list], list] | None = None) -> "PhaseProgram":
+                diagonals: Callable[[list], list] | None = None) -> PhaseProgram:
         """The program of one execution of ``phase``.
 
         Parameters
@@ -421,7 +422,8 @@ def _c_contiguous(a) -> bool:
 
 
 def _term(proj, w, gain_value, kind: TermKind, stored, *, live: bool) -> Term:
-    return Term(projection=proj.name, pre=proj.pre, signal=Signal(proj.signal), kind=kind, weights=stored, matrix=w, gain=proj.gain, gain_value=gain_value, live=live)
+    return Term(projection=proj.name, pre=proj.pre, signal=Signal(proj.signal), kind=kind, weights=stored, matrix=w,
+                gain=proj.gain, gain_value=gain_value, live=live)
 
 
 def _signal_text(signal: Signal, pre: str) -> str:

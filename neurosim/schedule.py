@@ -8,22 +8,19 @@ validates its phases against a circuit and prints a summary.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence
 
+from .errors import ScheduleError
 from .integrate import FixedStepIntegrator, get_integrator
 from .integrate.base import StabilityError
 from .losses import get_loss
-from .model import Circuit, PATHWAYS
+from .model import PATHWAYS, Circuit
 from .online import OnlinePlasticity
 from .plasticity import SGD, Rule
 from .sources import as_source
 from .units import positive_ms
 
 __all__ = ["Converged", "Phase", "Learn", "Schedule", "ScheduleError"]
-
-
-class ScheduleError(ValueError):
-    """A phase or schedule does not fit its circuit."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +45,8 @@ class Converged:
 
     def __post_init__(self) -> None:
         if self.rtol < 0 or self.atol < 0 or (self.rtol == 0 and self.atol == 0):
-            raise ScheduleError(f"Converged(rtol={self.rtol!r}, atol={self.atol!r}): tolerances must be >= 0 and not both 0")
+            raise ScheduleError(
+                f"Converged(rtol={self.rtol!r}, atol={self.atol!r}): tolerances must be >= 0 and not both 0")
         if int(self.window) < 1:
             raise ScheduleError(f"Converged.window={self.window!r} must be a positive number of steps")
 
@@ -56,7 +54,7 @@ class Converged:
         return f"until residual <= {self.atol:g} + {self.rtol:g}·|u| for {self.window} step(s)"
 
 
-ProjectionSelection = Union[str, Sequence[str]]
+ProjectionSelection = str | Sequence[str]
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,7 +124,8 @@ class Phase:
         if overlap:
             raise ScheduleError(f"{owner}: populations {sorted(overlap)} are both clamped and evolved; pick one")
         if self.plasticity is not None and not isinstance(self.plasticity, OnlinePlasticity):
-            raise ScheduleError(f"{owner}: plasticity={self.plasticity!r} must be an OnlinePlasticity (neurosim.online)")
+            raise ScheduleError(
+                f"{owner}: plasticity={self.plasticity!r} must be an OnlinePlasticity (neurosim.online)")
 
     @property
     def max_steps(self) -> int:

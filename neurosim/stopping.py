@@ -41,6 +41,8 @@ class PhaseStatus(str, Enum):
     """``max_ms`` elapsed (every phase without a criterion ends so)."""
     DIVERGED = "diverged"
     """A state became NaN or Inf."""
+    APPLIED = "applied"
+    """A :class:`~neurosim.schedule.Learn` phase applied its updates (it has no dynamics)."""
 
     @property
     def code(self) -> int:
@@ -48,7 +50,7 @@ class PhaseStatus(str, Enum):
         return _CODES[self]
 
     @classmethod
-    def from_code(cls, code: int) -> "PhaseStatus":
+    def from_code(cls, code: int) -> PhaseStatus:
         """The status of a kernel's integer ``code`` (ValueError for :data:`RUNNING` or unknown codes)."""
         for status, value in _CODES.items():
             if value == int(code):
@@ -59,7 +61,7 @@ class PhaseStatus(str, Enum):
         return self.value
 
 
-_CODES = {PhaseStatus.CONVERGED: 1, PhaseStatus.DIVERGED: 2, PhaseStatus.MAX_TIME: 3}
+_CODES = {PhaseStatus.CONVERGED: 1, PhaseStatus.DIVERGED: 2, PhaseStatus.MAX_TIME: 3, PhaseStatus.APPLIED: 4}
 
 
 def residual(max_abs_change: float, tau_ms: float, dt_ms: float) -> float:

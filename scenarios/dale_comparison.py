@@ -39,10 +39,12 @@ def run(config: dict) -> list[dict]:
             rows.append({"circuit": entry, "free": pair[0]["test_acc"], "dale": pair[1]["test_acc"],
                          "wall_s": pair[0]["wall_s"] + pair[1]["wall_s"]})
             print(f"{entry}: {pair[0]['test_acc']:.2f}% free, {pair[1]['test_acc']:.2f}% with Dale", flush=True)
-    lines = [f"| circuit | test acc % free signs | test acc % Dale (exc {config['dale_exc']:g}) | difference | wall s |",
+    lines = [f"| circuit | test acc % free signs | test acc % Dale (exc {config['dale_exc']:g}) | difference "
+             "| wall s |",
              "|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['circuit']} | {r['free']:.2f} | {r['dale']:.2f} | {r['dale'] - r['free']:+.2f} | {r['wall_s']:.0f} |")
+        lines.append(f"| {r['circuit']} | {r['free']:.2f} | {r['dale']:.2f} | {r['dale'] - r['free']:+.2f} "
+                     f"| {r['wall_s']:.0f} |")
     table = "\n".join(lines) + f"\n\n{config['epochs']} epoch(s), {config['limit_train'] or 60000} training images\n"
     (out / "table.md").write_text(table)
     print()

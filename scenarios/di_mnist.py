@@ -159,16 +159,18 @@ def train_model(entry: str, data, config: dict, out: Path, reference: dict | Non
             trace.log_metrics(sim.epoch - 1, values)
             trace.end_trial()
             print(f"  {entry} epoch {sim.epoch - 1}: test error {100 * (1 - values['test_accuracy']):.2f}%"
-                  + (f", relaxation {values['relax_steps_per_trial']:.0f} steps / {values['relax_ms_per_trial']:.0f} ms "
+                  + (f", relaxation {values['relax_steps_per_trial']:.0f} steps / "
+                     f"{values['relax_ms_per_trial']:.0f} ms "
                      f"per trial, repairs {values.get('repairs', 0):.0f}" if "relax_steps_per_trial" in values else ""),
                   flush=True)
     wall = time.perf_counter() - t0
     with ns.load_trace(out / f"{tag}.h5") as tf:
         m = {k: v[1] for k, v in tf.metrics().items()}
     last = lambda k: float(m[k][-1]) if k in m and len(m[k]) else float("nan")  # noqa: E731
-    return {"model": entry, "test_error": 100 * (1 - last("test_accuracy")), "relax_steps": last("relax_steps_per_trial"),
-            "relax_ms": last("relax_ms_per_trial"), "repairs": float(np.sum(m.get("repairs", [0]))),
-            "abscissa": last("abscissa_max_per_ms/loop2"), "wall_s": wall, "status": status}
+    return {"model": entry, "test_error": 100 * (1 - last("test_accuracy")),
+            "relax_steps": last("relax_steps_per_trial"), "relax_ms": last("relax_ms_per_trial"),
+            "repairs": float(np.sum(m.get("repairs", [0]))), "abscissa": last("abscissa_max_per_ms/loop2"),
+            "wall_s": wall, "status": status}
 
 
 def initial_forward(config: dict) -> dict | None:
@@ -188,8 +190,9 @@ def format_table(rows: list, config: dict) -> str:
              "max abscissa (1/ms) | wall s | status |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         f = lambda v, spec: "–" if np.isnan(v) else format(v, spec)  # noqa: E731
-        lines.append(f"| {r['model']} | {r['test_error']:.2f} | {f(r['relax_steps'], '.0f')} | {f(r['relax_ms'], '.0f')} "
-                     f"| {r['repairs']:.0f} | {f(r['abscissa'], '.3g')} | {r['wall_s']:.0f} | {r['status']} |")
+        lines.append(f"| {r['model']} | {r['test_error']:.2f} | {f(r['relax_steps'], '.0f')} "
+                     f"| {f(r['relax_ms'], '.0f')} | {r['repairs']:.0f} | {f(r['abscissa'], '.3g')} "
+                     f"| {r['wall_s']:.0f} | {r['status']} |")
     return "\n".join(lines)
 
 

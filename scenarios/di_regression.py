@@ -42,8 +42,7 @@ import numpy as np
 import neurosim as ns
 import neurosim.scenario
 from neurosim.analysis import angle_deg
-from neurosim.circuits import backprop, dynamic_inversion, feedback_alignment, ndi, pseudo_backprop
-from neurosim.circuits import single_loop_di
+from neurosim.circuits import backprop, dynamic_inversion, feedback_alignment, ndi, pseudo_backprop, single_loop_di
 
 CONFIG = {
     "out": "di_regression",
@@ -195,9 +194,10 @@ def format_table(rows: list) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     f = lambda v, spec: "–" if np.isnan(v) else format(v, spec)  # noqa: E731
     for r in rows:
-        lines.append(f"| {r['task']} | {r['model']} | {r['initial']:.4g} | {r['final']:.4g} | {f(r['relax_steps'], '.0f')} "
-                     f"| {r['repairs']} | {f(r['repair_change'], '.3g')} | {f(r['abscissa_max'], '.3g')} "
-                     f"| {f(r['angle_B'], '.1f')} | {r['wall_s']:.0f} | {r['status']} |")
+        lines.append(f"| {r['task']} | {r['model']} | {r['initial']:.4g} | {r['final']:.4g} "
+                     f"| {f(r['relax_steps'], '.0f')} | {r['repairs']} | {f(r['repair_change'], '.3g')} "
+                     f"| {f(r['abscissa_max'], '.3g')} | {f(r['angle_B'], '.1f')} | {r['wall_s']:.0f} "
+                     f"| {r['status']} |")
     return "\n".join(lines)
 
 

@@ -114,7 +114,8 @@ def train_circuit(entry: str, data, config: dict, trace_path: Path, *, dale: boo
 
 def format_table(rows: list[dict]) -> str:
     """Markdown table of the summary rows."""
-    lines = ["| circuit | epochs | test acc % (final) | best % | ∠(ΔW1, BP) ° | ∠(B, Wᵀ) ° | wall s | published % (400 ep.) |",
+    lines = ["| circuit | epochs | test acc % (final) | best % | ∠(ΔW1, BP) ° | ∠(B, Wᵀ) ° | wall s "
+             "| published % (400 ep.) |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         pub = "–" if r["published"] is None else f"{r['published']:.2f}"

@@ -4,12 +4,12 @@ Each circuit (``circuits`` setting: any of ``bp``, ``il``, ``zil``, ``fazil``) b
 784-hidden-10 network from the same seed and trains on the same batches. Per circuit and epoch
 the scenario prints the test accuracy, the mean number of integration steps a training sample
 spends in relaxations (split into the feedforward settle and the learning relaxation), and the
-wall time of the training epoch (all of it, and the part spent in phases, without tracing); every circuit writes its own trace ``<out stem>_<circuit>.h5``
-with the phase log, the residual of every relaxation step, a few state traces and per-epoch
-metrics. Z-IL and backprop give the same numbers up to round-off (A1); IL is approximate and
-spends far more steps. IL weights its output error by ``output_precision`` (π_L, default 0.1)
-and learns at ``lr / π_L``: its updates approach backprop's times π_L as π_L → 0 (A2); set
-``output_precision=1`` for plain IL.
+wall time of the training epoch (all of it, and the part spent in phases, without tracing); every
+circuit writes its own trace ``<out stem>_<circuit>.h5`` with the phase log, the residual of every
+relaxation step, a few state traces and per-epoch metrics. Z-IL and backprop give the same numbers
+up to round-off (A1); IL is approximate and spends far more steps. IL weights its output error by
+``output_precision`` (π_L, default 0.1) and learns at ``lr / π_L``: its updates approach backprop's
+times π_L as π_L → 0 (A2); set ``output_precision=1`` for plain IL.
 
 Run (defaults: 10 000 training and 2 000 test images, 2 epochs, a few minutes on 2 cores)::
 
@@ -63,8 +63,8 @@ def _schedule(name: str, circuit, config: dict):
         # IL's updates scale with the output precision (A2: ΔW ≈ π_L ΔW_BP): compensate in the rate
         settle = ns.Converged(rtol=config["il_rtol"], atol=1e-9)
         return inference_learning.schedule(circuit, gamma=config["il_gamma"], settle=settle,
-                                           max_steps=config["il_max_steps"], lr=config["lr"] / config["output_precision"],
-                                           momentum=config["momentum"])
+                                           max_steps=config["il_max_steps"],
+                                           lr=config["lr"] / config["output_precision"], momentum=config["momentum"])
     if name == "bp":
         return backprop.schedule(circuit, settle=ns.Converged(rtol=1e-9, atol=1e-12), **common)
     return MODULES[name].schedule(circuit, **common)

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from neurosim import data as nd
-from neurosim.data import Dataset, Split
-
+from neurosim.data import Dataset, Split, containers as ndc, datasets as nds
 
 # ----------------------------------------------------------------------------------------------
 # Split and batches
@@ -23,7 +22,7 @@ from neurosim.data import Dataset, Split
 def _toy_split(n: int = 23, d: int = 3) -> Split:
     x = np.arange(n * d, dtype=np.float64).reshape(n, d)
     labels = np.arange(n) % 4
-    return Split(x, nd._one_hot(labels, 4), labels)
+    return Split(x, ndc._one_hot(labels, 4), labels)
 
 
 @pytest.mark.parametrize("batch_size", [1, 4, 5, 23, 100])
@@ -282,7 +281,7 @@ def test_mnist_facts() -> None:
     assert ds.train.labels[:5].tolist() == [5, 0, 4, 1, 9]
     assert ds.test.labels[:5].tolist() == [7, 2, 1, 0, 4]
     assert np.bincount(ds.train.labels).tolist()[:2] == [5923, 6742]
-    assert np.bincount(ds.test.labels).tolist() == list(nd._MNIST_FACTS["test_counts"])
+    assert np.bincount(ds.test.labels).tolist() == list(nds._MNIST_FACTS["test_counts"])
     assert ds.train.x.min() == 0.0 and ds.train.x.max() == 1.0
     np.testing.assert_allclose(ds.train.x.mean() * 255, 33.318, atol=1e-3)
     # cached: a second call is immediate and returns the same (read-only) data
@@ -306,7 +305,7 @@ def test_mnist_limits_and_zscore() -> None:
 
 
 def test_image_set_verification_catches_mismatch() -> None:
-    facts = nd._MNIST_FACTS
+    facts = nds._MNIST_FACTS
     tr_l = np.repeat(np.arange(10), facts["train_counts"])
     te_l = np.repeat(np.arange(10), facts["test_counts"])
     tr_l[:5] = facts["train_first"]
@@ -315,9 +314,9 @@ def test_image_set_verification_catches_mismatch() -> None:
     tr_i = np.zeros((60000, 28, 28), np.uint8)
     te_i = np.zeros((10000, 28, 28), np.uint8)
     with pytest.raises(nd.DataIntegrityError, match=r"first train labels.*\(5, 0, 4, 1, 9\)"):
-        nd._verify_image_set("MNIST", facts, tr_i, tr_l, te_i, te_l, "fake")
+        nds._verify_image_set("MNIST", facts, tr_i, tr_l, te_i, te_l, "fake")
     with pytest.raises(nd.DataIntegrityError, match=r"train image array's shape"):
-        nd._verify_image_set("MNIST", facts, tr_i[:10], tr_l, te_i, te_l, "fake")
+        nds._verify_image_set("MNIST", facts, tr_i[:10], tr_l, te_i, te_l, "fake")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -334,10 +333,10 @@ def _write_idx(path: Path, arr: np.ndarray) -> None:
 def test_read_idx_roundtrip(tmp_path: Path) -> None:
     arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     _write_idx(tmp_path / "a-idx3-ubyte.gz", arr)
-    np.testing.assert_array_equal(nd._read_idx(tmp_path / "a-idx3-ubyte.gz"), arr)
+    np.testing.assert_array_equal(nds._read_idx(tmp_path / "a-idx3-ubyte.gz"), arr)
     lab = np.array([3, 1, 4], dtype=np.uint8)
     _write_idx(tmp_path / "l.gz", lab)
-    np.testing.assert_array_equal(nd._read_idx(tmp_path / "l.gz"), lab)
+    np.testing.assert_array_equal(nds._read_idx(tmp_path / "l.gz"), lab)
 
 
 def test_read_idx_rejects_bad_files(tmp_path: Path) -> None:
@@ -345,12 +344,12 @@ def test_read_idx_rejects_bad_files(tmp_path: Path) -> None:
     with gzip.open(bad, "wb") as fh:
         fh.write(bytes([1, 2, 8, 1, 0, 0, 0, 1, 0]))
     with pytest.raises(nd.DataIntegrityError, match="magic"):
-        nd._read_idx(bad)
+        nds._read_idx(bad)
     short = tmp_path / "short.gz"
     with gzip.open(short, "wb") as fh:
         fh.write(bytes([0, 0, 8, 1, 0, 0, 0, 5, 1, 2]))
     with pytest.raises(nd.DataIntegrityError, match="needs 5"):
-        nd._read_idx(short)
+        nds._read_idx(short)
 
 
 def test_fashion_mnist_missing_files_message(tmp_path: Path) -> None:
@@ -359,7 +358,7 @@ def test_fashion_mnist_missing_files_message(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(
-    not (nd.FASHION_MNIST_ROOT / "train-images-idx3-ubyte.gz").is_file(),
+    not (nds.FASHION_MNIST_ROOT / "train-images-idx3-ubyte.gz").is_file(),
     reason="Debian package dataset-fashion-mnist not installed",
 )
 def test_fashion_mnist_facts() -> None:

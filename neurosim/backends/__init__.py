@@ -3,10 +3,11 @@
 Every backend implements :class:`~neurosim.backends.base.Backend`; circuits never see which
 one runs them.
 """
-from .base import Backend, RelaxResult, Diverged, get_backend, available_backends, register_backend
-from .numpy_backend import NumpyBackend
-from . import numba_backend as _numba_backend  # registers "numba" where numba is installed; imports numba on first use
+# registers "numba" where numba is installed (numba itself is imported on first use)
+from . import numba_backend  # noqa: F401
+from .base import Backend, Diverged, RelaxResult, available_backends, get_backend, register_backend
 from .default import default_backend
+from .numpy_backend import NumpyBackend
 
 
 def _cupy_backend(dtype: str = "float64") -> Backend:
@@ -18,5 +19,5 @@ def _cupy_backend(dtype: str = "float64") -> Backend:
 
 register_backend("cupy", _cupy_backend)
 
-__all__ = ["Backend", "RelaxResult", "Diverged", "get_backend", "available_backends", "register_backend", "NumpyBackend",
-           "default_backend"]
+__all__ = ["Backend", "RelaxResult", "Diverged", "get_backend", "available_backends", "register_backend",
+           "NumpyBackend", "default_backend"]

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..activations import ACTIVATIONS, by_code, c_expression
-from ..stopping import PhaseStatus, RUNNING
+from ..stopping import RUNNING, PhaseStatus
 
 __all__ = ["ACTIVATION_CODES", "MODE_EULER", "MODE_EXP", "MODE_EXP_NOLEAK", "MODE_COMMIT", "CTL_RUNNING",
            "CTL_CONVERGED", "CTL_DIVERGED", "CTL_MAX_STEPS", "CTL_FIELDS", "cuda_source",

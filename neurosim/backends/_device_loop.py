@@ -44,12 +44,21 @@ from typing import Any, Callable
 import numpy as np
 
 from ..activations import compiled
-from ..integrate import ExponentialEuler, Euler, get_integrator
+from ..integrate import Euler, ExponentialEuler, get_integrator
 from ..program import PhaseProgram, Term, TermKind
 from ..state import StateView
 from ..stopping import PhaseStatus
-from ._cupy_kernels import (ACTIVATION_CODES, CTL_DIVERGED, CTL_FIELDS, CTL_RUNNING, MODE_COMMIT, MODE_EULER,
-                            MODE_EXP, MODE_EXP_NOLEAK, HostKernels)
+from ._cupy_kernels import (
+    ACTIVATION_CODES,
+    CTL_DIVERGED,
+    CTL_FIELDS,
+    CTL_RUNNING,
+    MODE_COMMIT,
+    MODE_EULER,
+    MODE_EXP,
+    MODE_EXP_NOLEAK,
+    HostKernels,
+)
 from .base import Diverged, RelaxResult
 
 __all__ = ["HostRuntime", "LoopOptions", "relax_on_device"]

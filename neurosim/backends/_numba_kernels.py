@@ -24,8 +24,7 @@ from numba.extending import intrinsic, overload
 
 from .. import stopping
 from ..activations import ACTIVATIONS
-from ..stopping import RUNNING as _RUNNING
-from ..stopping import PhaseStatus
+from ..stopping import RUNNING as _RUNNING, PhaseStatus
 
 __all__ = ["relax_kernel", "relax_kernel_parallel", "is_diagonal", "fast_tanh"]
 

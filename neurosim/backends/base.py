@@ -4,8 +4,9 @@ A backend owns the array module (``xp``), moves arrays to and from the host and 
 relaxation phase (:meth:`Backend.relax`). The base class implements the loop generically
 with the phase's integrator on the numpy interpreter of the phase program
 (:class:`~neurosim.dynamics.PhaseField`): step, the stopping rule of :mod:`neurosim.stopping`
-(residual per population, convergence window, NaN/Inf check), state samples for monitors. Faster backends override :meth:`relax` for the vector
-fields they can fuse and fall back to this loop otherwise.
+(residual per population, convergence window, NaN/Inf check), state samples for monitors.
+Faster backends override :meth:`relax` for the phase programs they can fuse and fall back to
+this loop otherwise.
 """
 from __future__ import annotations
 
@@ -201,7 +202,7 @@ def available_backends() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_backend(spec: "str | Backend", dtype: str = "float64") -> Backend:
+def get_backend(spec: str | Backend, dtype: str = "float64") -> Backend:
     """A backend instance from its name (``numpy``, ``numba``, ``cupy``) or pass one through."""
     if isinstance(spec, Backend):
         return spec

@@ -243,7 +243,8 @@ class CupyRuntime:
         except Exception as err:  # capture unsupported here: fall back to eager launches, say so once
             if not self._warned:
                 warnings.warn(f"cupy backend: CUDA graph capture failed ({type(err).__name__}: {err}); "
-                              f"launching kernels eagerly (set graph_steps=0 to silence this)", RuntimeWarning)
+                              f"launching kernels eagerly (set graph_steps=0 to silence this)", RuntimeWarning,
+                              stacklevel=2)
                 self._warned = True
             return None
         stream = self.stream

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+
 import numpy as np
 
 from ..stopping import PhaseStatus
@@ -90,7 +91,8 @@ class NumbaBackend(Backend):
         try:
             from . import _numba_plan
         except ImportError as err:  # pragma: no cover - depends on the environment
-            raise ImportError(f"backend='numba' needs numba ({err}); pip install numba, or use backend='numpy'") from err
+            raise ImportError(
+                f"backend='numba' needs numba ({err}); pip install numba, or use backend='numpy'") from err
         import numba
 
         self._plan = _numba_plan

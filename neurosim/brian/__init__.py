@@ -8,8 +8,16 @@ report the largest difference; :func:`export_forward` turns a trained forward ne
 reusable Brian2 network. See docs/brian2.md.
 """
 from .build import LAYOUTS, resolve_layout, to_brian2
-from .compare import (DEFAULT_RTOL, ZERO_SCALE, PhaseComparison, compare_check, compare_phase, compare_schedule,
-                      difference, summarise)
+from .compare import (
+                      DEFAULT_RTOL,
+                      ZERO_SCALE,
+                      PhaseComparison,
+                      compare_check,
+                      compare_phase,
+                      compare_schedule,
+                      difference,
+                      summarise,
+)
 from .export import BrianForward, export_forward
 from .network import TARGETS, BrianPhase
 from .plan import PhasePlan, PhaseStart, phase_start

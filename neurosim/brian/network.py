@@ -20,8 +20,8 @@ from typing import Any, ClassVar, Iterator, Mapping
 import numpy as np
 
 from ..model import Circuit
-from ..schedule import Phase
 from ..program import PhaseProgram
+from ..schedule import Phase
 from .plan import PhasePlan, PhaseStart, phase_start
 from .trajectories import Trajectories
 

@@ -151,7 +151,7 @@ class PhasePlan:
         return self.integrated + self.instantaneous
 
     @classmethod
-    def of(cls, circuit: Circuit, program: PhaseProgram) -> "PhasePlan":
+    def of(cls, circuit: Circuit, program: PhaseProgram) -> PhasePlan:
         """The Brian2 view of a phase program: every drive as a projection with its effective weights.
 
         Brian2 keeps frozen populations as constant variables, so the terms the program folded

@@ -12,9 +12,7 @@ code is identical to Brian2's.
 from __future__ import annotations
 
 from brian2.parsing.sympytools import str_to_sympy
-from brian2.stateupdaters.explicit import SYMBOLS, ExplicitStateUpdater, _symbol
-from brian2.stateupdaters.explicit import euler as brian_euler
-from brian2.stateupdaters.explicit import rk4 as brian_rk4
+from brian2.stateupdaters.explicit import SYMBOLS, ExplicitStateUpdater, _symbol, euler as brian_euler, rk4 as brian_rk4
 
 __all__ = ["OnePassStateUpdater", "ONE_PASS_METHODS"]
 

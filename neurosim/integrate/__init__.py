@@ -4,9 +4,9 @@ Fixed-step methods (:class:`Euler`, :class:`RK4`, :class:`ExponentialEuler`) dec
 order and stability bound as class data; :class:`Adaptive` wraps
 :func:`scipy.integrate.solve_ivp` and serves as the reference.
 """
-from .base import FixedStepIntegrator, VectorField, StabilityError, get_integrator, INTEGRATORS
-from .fixed import Euler, RK4, ExponentialEuler
 from .adaptive import Adaptive
+from .base import INTEGRATORS, FixedStepIntegrator, StabilityError, VectorField, get_integrator
+from .fixed import RK4, Euler, ExponentialEuler
 
 __all__ = [
     "FixedStepIntegrator", "VectorField", "StabilityError", "get_integrator", "INTEGRATORS",

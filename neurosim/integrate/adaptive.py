@@ -50,7 +50,8 @@ class Adaptive:
     name = "adaptive"
     order = None
 
-    def solve(self, field: VectorField, t0_ms: float, y0: State, t_end_ms: float, t_eval_ms: np.ndarray) -> AdaptiveResult:
+    def solve(self, field: VectorField, t0_ms: float, y0: State, t_end_ms: float,
+              t_eval_ms: np.ndarray) -> AdaptiveResult:
         """Integrate ``y0`` from ``t0_ms`` to ``t_end_ms`` and sample at ``t_eval_ms``."""
         names = list(y0)
         shapes = [y0[n].shape for n in names]

@@ -101,7 +101,7 @@ def register(cls: type[FixedStepIntegrator]) -> type[FixedStepIntegrator]:
     return cls
 
 
-def get_integrator(spec: "str | FixedStepIntegrator") -> FixedStepIntegrator:
+def get_integrator(spec: str | FixedStepIntegrator) -> FixedStepIntegrator:
     """An integrator instance from its name (``euler``, ``rk4``, ``exponential_euler``)."""
     if isinstance(spec, FixedStepIntegrator):
         return type(spec)()

@@ -1,4 +1,4 @@
-"""neurosim.stability against dense linear algebra, and the Learn(after=) hook.
+"""neurosim.stability (and DI's SSA repair and loop guard) against dense linear algebra, and the Learn(after=) hook.
 
 Oracles: numpy eigenvalues of the dense loop matrix and of the dense one-step iteration
 matrices; iterating those matrices; central finite differences for the SSA gradient.
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import neurosim as ns
-from neurosim.stability import (CycleLoop, LoopCheck, LoopGuard, Stage, smoothed_spectral_abscissa,
-                                spectral_abscissa, ssa_repair, step_growth)
+from neurosim.circuits._di_stability import LoopCheck, LoopGuard, ssa_repair
+from neurosim.stability import CycleLoop, Stage, smoothed_spectral_abscissa, spectral_abscissa, step_growth
 
 
 def random_loop(rng, sizes, leaks, taus, scale=1.0):

@@ -1,32 +1,33 @@
-"""The Simulator: runs a schedule over batches and epochs and applies local plasticity.
+"""The Simulator: runs a circuit's schedule, one trial at a time, and applies local plasticity.
 
 Everything runs on a batch of ``B`` samples at once, as arrays of shape ``(B, n)``. One seeded
 generator per simulator makes runs reproducible: the same seed, backend and dtype give
-bit-identical traces.
+bit-identical traces. Training over epochs (:mod:`neurosim.training`) and evaluation
+(:mod:`neurosim.evaluation`) are mixed in from their own modules.
 """
 from __future__ import annotations
 
 import functools
-import json
-import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from . import __version__
 from .backends import Backend, Diverged, default_backend, get_backend
 from .dale import project_signs
 from .dynamics import PhaseField, StateView, effective_weights
+from .evaluation import Evaluation
 from .losses import get_loss
 from .model import Circuit
-from .online import OnlineAccumulator
-from .monitors import ConvergenceMonitor, PhaseLog, PhaseRecord, StateMonitor, WeightMonitor
+from .monitors import ConvergenceMonitor, PhaseLog, PhaseRecord, StateMonitor
+from .online_accumulator import OnlineAccumulator
 from .plasticity import OptimizerState, SynapseView
 from .schedule import Learn, Phase, Schedule
+from .stopping import PhaseStatus
+from .training import TrainingLoop
 
-__all__ = ["Simulator", "TrialResult", "SimulationError", "History"]
+__all__ = ["Simulator", "TrialResult", "SimulationError"]
 
 
 def _accumulate(total: dict, new: Mapping[str, Any], backend: Backend) -> None:
@@ -70,29 +71,7 @@ class TrialResult:
     gates: dict = field(default_factory=dict)
 
 
-@dataclass
-class History:
-    """Per-epoch metrics of a training run (``metrics[name]`` is a list over epochs)."""
-
-    metrics: dict = field(default_factory=dict)
-
-    def append(self, values: Mapping[str, float]) -> None:
-        for k, v in values.items():
-            self.metrics.setdefault(k, []).append(float(v))
-
-    def __getitem__(self, key: str) -> list:
-        return self.metrics[key]
-
-    def table(self) -> str:
-        keys = list(self.metrics)
-        n = len(next(iter(self.metrics.values()), []))
-        lines = ["  ".join(f"{k:>14}" for k in keys)]
-        for i in range(n):
-            lines.append("  ".join(f"{self.metrics[k][i]:>14.6g}" for k in keys))
-        return "\n".join(lines)
-
-
-class Simulator:
+class Simulator(TrainingLoop, Evaluation):
     """Run a circuit's schedule on batches of data.
 
     Parameters
@@ -118,7 +97,7 @@ class Simulator:
         Every executed phase.
     """
 
-    def __init__(self, circuit: Circuit, schedule: Schedule, backend: "str | Backend | None" = None,
+    def __init__(self, circuit: Circuit, schedule: Schedule, backend: str | Backend | None = None,
                  dtype: str = "float64", seed: int = 0, progress: bool | None = None):
         if schedule.circuit is not circuit:
             raise ValueError("Simulator: schedule was built for a different circuit; build it with schedule(circuit)")
@@ -205,7 +184,7 @@ class Simulator:
                         if not phase.defer:
                             self._apply_pending(pending, bsz)
                     rec = PhaseRecord(self.trial, epoch, batch_index, phase.name, t_ms, t_ms, 0, True, 0.0,
-                                      time.perf_counter() - wall0)
+                                      time.perf_counter() - wall0, PhaseStatus.APPLIED)
                     self._record(rec, records, trace)
                     continue
                 result, online = self._relax(phase, state, data, t_ms, state_mons, wall0, epoch, batch_index, records,
@@ -284,12 +263,13 @@ class Simulator:
             return result, online
         except Diverged as err:
             rec = PhaseRecord(self.trial, epoch, batch_index, phase.name, t_ms, err.time_ms, err.step, False,
-                              float("nan"), time.perf_counter() - wall0, "diverged")
+                              float("nan"), time.perf_counter() - wall0, PhaseStatus.DIVERGED)
             self._record(rec, records, trace)
             raise SimulationError(
                 f"trial {self.trial} (epoch {epoch}, batch {batch_index}), phase {phase.name!r}: population "
                 f"{err.population!r} diverged (NaN/Inf) at t={err.time_ms:g} ms, step {err.step}. "
-                f"Reduce dt_ms or the learning rate, or check the loop's stability; every earlier trial is in the trace."
+                f"Reduce dt_ms or the learning rate, or check the loop's stability; every earlier trial is in "
+                f"the trace."
             ) from err
 
     def _store_monitors(self, phase, result, row, state_mons, conv_mons, trace) -> None:
@@ -339,140 +319,3 @@ class Simulator:
                 self.biases[name] = self.optimizer_state.apply(phase.optimizer_for(key), key, self.biases[name], d, bsz)
             for hook in getattr(phase, "after", ()):
                 hook(self)
-
-    # -- epochs ---------------------------------------------------------------------------------
-    def train(self, data, *, epochs: int = 1, batch_size: int = 32, monitors: Sequence = (), trace=None,
-              test=None, metrics: Callable[["Simulator", int], Mapping[str, float]] | None = None,
-              weight_monitor: WeightMonitor | None = None, scenario: str = "", config: Mapping | None = None) -> History:
-        """Train for ``epochs`` passes over ``data`` (a :class:`neurosim.data.Split`).
-
-        Parameters
-        ----------
-        data : Split
-            Training inputs ``x`` (N, d_in) and targets ``y`` (N, d_out).
-        epochs, batch_size : int
-        monitors : sequence of monitors (recorded on every trial; keep them sparse on long runs)
-        trace : Trace, optional
-            Begun here with the simulator's layout if not begun yet.
-        test : Split, optional
-            Evaluated after every epoch.
-        metrics : callable(sim, epoch) -> dict, optional
-            Extra per-epoch metrics (alignment angles ...), stored in the trace.
-        weight_monitor : WeightMonitor, optional
-            Weight snapshots after every ``every_epochs`` epochs.
-
-        Returns
-        -------
-        History
-            Per-epoch ``train_loss``, ``train_accuracy`` and, with ``test``, ``test_loss``/``test_accuracy``.
-        """
-        if int(epochs) < 1:
-            raise ValueError(f"epochs={epochs!r} must be >= 1")
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size={batch_size!r} must be >= 1")
-        if trace is not None and not getattr(trace, "begun", False):
-            self.begin_trace(trace, monitors, weight_monitor, scenario=scenario, config=config)
-        history = History()
-        n_batches = -(-len(data) // batch_size)
-        show = self.progress if self.progress is not None else (n_batches * epochs > 200 and sys.stderr.isatty())
-        for _ in range(int(epochs)):
-            total_loss, correct, count = 0.0, 0, 0
-            it: Iterable = enumerate(data.batches(batch_size, rng=self.rng))
-            if show:
-                from tqdm.auto import tqdm
-
-                it = tqdm(it, total=n_batches, desc=f"epoch {self.epoch}", leave=False)
-            for b, (x, y) in it:
-                res = self.run_trial({"x": x, "y": y}, learn=True, monitors=monitors, trace=trace, batch_index=b)
-                total_loss += res.loss
-                correct += int((res.output.argmax(1) == y.argmax(1)).sum())
-                count += x.shape[0]
-            values = {"train_loss": total_loss / count, "train_accuracy": correct / count}
-            if test is not None:
-                ev = self.evaluate(test)
-                values.update({"test_loss": ev["loss"], "test_accuracy": ev["accuracy"]})
-            for hook in self._hooks_with_metrics():
-                values.update(hook.epoch_metrics())
-            if metrics is not None:
-                values.update(metrics(self, self.epoch))
-            history.append(values)
-            if trace is not None:
-                trace.log_metrics(self.epoch, values)
-                if weight_monitor is not None and (self.epoch + 1) % weight_monitor.every_epochs == 0:
-                    for name in self._monitored_weights(weight_monitor):
-                        trace.snapshot_weights(name, time_ms=0.0, epoch=self.epoch, weights=self.effective_weights(name))
-                trace.end_trial()
-            self.epoch += 1
-        return history
-
-    def _hooks_with_metrics(self) -> list:
-        """Learn hooks that report per-epoch metrics (``epoch_metrics()``), each once."""
-        hooks: list = []
-        for phase in self.schedule.phases:
-            for h in getattr(phase, "after", ()):
-                if callable(getattr(h, "epoch_metrics", None)) and not any(h is k for k in hooks):
-                    hooks.append(h)
-        return hooks
-
-    def _monitored_weights(self, wm: WeightMonitor | None) -> list[str]:
-        if wm is None:
-            return []
-        if wm.projections is not None:
-            return list(wm.projections)
-        return [p.name for p in self.circuit.projections if p.plastic]
-
-    def begin_trace(self, trace, monitors: Sequence = (), weight_monitor: WeightMonitor | None = None, *,
-                    scenario: str = "", config: Mapping | None = None) -> None:
-        """Declare everything the run will write and open the trace for streaming (SWMR)."""
-        from .trace import StateStream, TraceLayout
-
-        states = []
-        for m in monitors:
-            if isinstance(m, StateMonitor):
-                pop = self.circuit.population(m.population)
-                units = m.units if m.units is not None else tuple(range(pop.size))
-                if m.batch is None:
-                    raise ValueError(
-                        f"StateMonitor({m.population!r}).batch=None: with a trace, list the batch indices to record, "
-                        f"e.g. batch=range(2) (batches can differ in size)"
-                    )
-                batch = m.batch
-                states.append(StateStream(m.population, m.variable, tuple(batch), tuple(units)))
-        conv = {}
-        for m in monitors:
-            if isinstance(m, ConvergenceMonitor):
-                for ph in self.schedule.relax_phases:
-                    if m.wants(ph.name):
-                        integrated = [n for n in ph.evolve if n not in ph.clamp and not self.circuit.population(n).instantaneous]
-                        conv[ph.name] = tuple(integrated)
-        weights = {n: tuple(self.circuit.weight_shape(self.circuit.projection(n))) for n in self._monitored_weights(weight_monitor)}
-        layout = TraceLayout(phases=tuple(p.name for p in self.schedule.phases), states=tuple(states),
-                             convergence=conv, weights=weights)
-        cfg = {"schedule": self.schedule.describe()}
-        if config:
-            cfg.update(config)
-        trace.begin(layout, seed=self.seed, backend=self.backend.name, dtype=str(self.dtype), scenario=scenario,
-                    config=json.loads(json.dumps(cfg, default=str)), circuit=self.circuit.describe(),
-                    neurosim_version=__version__)
-        trace.begun = True
-
-    # -- evaluation -----------------------------------------------------------------------------
-    def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        """Network output (the loss's prediction: identity or softmax) for inputs ``x`` (N, d)."""
-        outs = []
-        for i in range(0, x.shape[0], batch_size):
-            xb = x[i:i + batch_size]
-            res = self.run_trial({"x": xb}, learn=False, epoch=self.epoch)
-            outs.append(res.output)
-        return self._loss.predict(np.concatenate(outs))
-
-    def evaluate(self, split, batch_size: int = 1000) -> dict[str, float]:
-        """Loss (mean per sample) and accuracy on a split, inference phases only."""
-        logits = []
-        for i in range(0, len(split), batch_size):
-            res = self.run_trial({"x": split.x[i:i + batch_size]}, learn=False)
-            logits.append(res.output)
-        a = np.concatenate(logits)
-        loss = self._loss.value(a, split.y) / len(split)
-        acc = float((a.argmax(1) == split.y.argmax(1)).mean()) if split.y.shape[1] > 1 else float("nan")
-        return {"loss": loss, "accuracy": acc}

