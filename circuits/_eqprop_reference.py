@@ -22,7 +22,7 @@ parameter ``θ`` through ``s*``; differentiating ``∂E/∂s(s*(θ), θ) = 0`` g
 ``dC/dW_l = (ρ'(s_l) ⊙ λ_l) ρ̃(s_{l-1})ᵀ + ρ(s_l) (ρ'(s_{l-1}) ⊙ λ_{l-1})ᵀ``  (``λ_0 = 0``),
 ``dC/db_l = ρ'(s_l) ⊙ λ_l``.
 
-The fixed point is found by damped Newton iterations on ``∂E/∂s = 0`` (dense linear algebra per
+The fixed point is found by gradient descent followed by Newton iterations on ``∂E/∂s = 0`` (dense linear algebra per
 sample), not by integrating the circuit's dynamics.
 """
 from __future__ import annotations
@@ -143,7 +143,7 @@ def _split(v: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
 
 
 def free_fixed_point(x: np.ndarray, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray], activation: str,
-                     *, tol: float = 1e-14, max_iterations: int = 100, warm_start: int = 30) -> FixedPoint:
+                     *, tol: float = 1e-14, max_iterations: int = 100, warm_start: int = 100_000) -> FixedPoint:
     """Solve ``∂E/∂s = 0`` with the input clamped: fixed-point sweeps, then Newton's method.
 
     Parameters
@@ -156,7 +156,8 @@ def free_fixed_point(x: np.ndarray, weights: Sequence[np.ndarray], biases: Seque
     max_iterations : int
         Newton iterations allowed.
     warm_start : int
-        Damped sweeps ``s ← s − ½ ∂E/∂s`` before Newton, from ``s = 0``.
+        Most damped sweeps ``s ← s − ½ ∂E/∂s`` from ``s = 0`` before Newton (they stop once
+        ``max |∂E/∂s| <= 1e-3``): descent approaches a minimum, where Newton's method converges.
 
     Raises
     ------
@@ -167,8 +168,10 @@ def free_fixed_point(x: np.ndarray, weights: Sequence[np.ndarray], biases: Seque
     sizes = [w.shape[0] for w in weights]
     B = x.shape[0]
     states = [np.zeros((B, d)) for d in sizes]
-    for _ in range(warm_start):
+    for _ in range(warm_start):  # gradient descent leaves saddles; Newton then polishes the minimum it nears
         g = energy_gradient(states, x, weights, biases, activation)
+        if max(float(np.abs(gi).max()) for gi in g) <= 1e-3:
+            break
         states = [s - 0.5 * gi for s, gi in zip(states, g)]
     for it in range(1, max_iterations + 1):
         g = np.concatenate(energy_gradient(states, x, weights, biases, activation), axis=1)
