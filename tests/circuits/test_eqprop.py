@@ -97,8 +97,9 @@ def test_symmetric_update_matches_implicit_gradient_with_default_beta():
        seed=st.integers(0, 2 ** 16), activation=st.sampled_from(["tanh", "sigmoid"]))
 def test_symmetric_update_on_small_networks_is_the_gradient_up_to_its_beta_squared_bias(sizes, batch, seed,
                                                                                           activation):
-    """Any small network: within 1e-2 at the default β (1e-3 in 148 of 150 random draws), and what is left is the O(β²) bias (halving β
-    divides it by 4), not the dynamics; the 1e-4 bound holds for the 12-16-6 network above."""
+    """Any small network: within 1e-2 at the default β (1e-3 in 148 of 150 random draws), and what is
+    left is the O(β²) bias (halving β divides it by 4), not the dynamics. The 1e-4 bound is the
+    12-16-6 network's (above)."""
     beta = eqprop.DEFAULT_BETA
     err = max(errors_vs_reference(check(sizes, batch=batch, seed=seed, activation=activation), activation))
     assert err <= 1e-2
