@@ -50,7 +50,8 @@ NAME = "eqprop"
 SUMMARY = "equilibrium propagation: free, +β and −β nudged relaxations of a Hopfield energy, contrastive update"
 
 __all__ = ["NAME", "SUMMARY", "ACTIVATIONS", "NUDGINGS", "DEFAULT_BETA", "build", "schedule", "default_settle",
-           "layer_parameters", "reference", "ContrastiveHebbian", "ContrastiveBias"]
+           "layer_parameters", "reference", "REFERENCE", "compare_with_reference", "beta_scaling",
+           "ContrastiveHebbian", "ContrastiveBias"]
 
 ACTIVATIONS = tuple(sorted(_eqprop_reference.SECOND_DERIVATIVES))
 """Smooth activations ``ρ`` the energy admits (the reference needs ``ρ''``)."""
@@ -269,3 +270,66 @@ def reference(circuit: Circuit, weights: Sequence[np.ndarray], biases: Sequence[
     """
     dW, db, _ = _eqprop_reference.implicit_gradient(x, y, weights, biases, circuit.meta["activation"])
     return dW, db
+
+
+REFERENCE = "−dC/dθ at the free fixed point, by implicit differentiation (circuits._eqprop_reference)"
+"""What :func:`reference` computes (for a check report's heading)."""
+
+
+def compare_with_reference(report) -> dict:
+    """A ``neurosim check eqprop`` report's updates against :func:`reference`, per layer.
+
+    Parameters
+    ----------
+    report : neurosim.check.CheckReport
+        From ``run_check("eqprop", ...)``; its ``arrays`` hold ``W_l``, ``b_l``, ``x``, ``y`` and the
+        circuit's ``dW_l``, ``db_l``.
+
+    Returns
+    -------
+    dict
+        ``reference`` (what was compared with), ``layers`` (per layer ``dW_rel_error``,
+        ``dW_angle_deg``, ``db_rel_error``, ``db_angle_deg``, as ``neurosim check`` reports them)
+        and ``max_relative_error`` over layers.
+    """
+    from neurosim.analysis import angle_deg, relative_error
+
+    a = report.arrays
+    L = sum(1 for k in a if k.startswith("dW"))
+    s = report.settings
+    circuit = build([int(v) for v in str(s["sizes"]).split(",")], s["activation"], s["loss"], seed=int(s["seed"]),
+                    beta=float(s.get("beta", DEFAULT_BETA)))
+    dW, db = reference(circuit, [a[f"W{l}"] for l in range(1, L + 1)], [a[f"b{l}"] for l in range(1, L + 1)],
+                       a["x"], a["y"])
+    layers = [{"layer": l, "shape": list(dW[l - 1].shape),
+               "dW_rel_error": relative_error(a[f"dW{l}"], dW[l - 1]), "dW_angle_deg": angle_deg(a[f"dW{l}"], dW[l - 1]),
+               "db_rel_error": relative_error(a[f"db{l}"], db[l - 1]), "db_angle_deg": angle_deg(a[f"db{l}"], db[l - 1])}
+              for l in range(1, L + 1)]
+    worst = max(max(r["dW_rel_error"], r["db_rel_error"]) for r in layers)
+    return {"reference": REFERENCE, "layers": layers, "max_relative_error": worst}
+
+
+def beta_scaling(betas: Sequence[float] = (0.04, 0.02, 0.01, 0.005), nudging: str = "symmetric", **check_args) -> dict:
+    """The estimator's error against :func:`reference` as ``β`` shrinks, and its fitted order.
+
+    Parameters
+    ----------
+    betas : sequence of float
+        Nudging strengths (> 0), large enough that the bias stands above the fixed points' round-off.
+    nudging : {"symmetric", "one_sided"}
+    **check_args
+        Passed to :func:`neurosim.check.run_check` (``sizes``, ``batch``, ``seed``, ``backend`` ...).
+
+    Returns
+    -------
+    dict
+        ``betas``, ``max_relative_error`` (one per β) and ``order``: the slope of
+        ``log error`` against ``log β`` (2 for symmetric nudging, 1 for one-sided).
+    """
+    from neurosim.check import run_check
+
+    options = dict(check_args.pop("options", {}) or {})
+    errors = [compare_with_reference(run_check(NAME, options={**options, "beta": float(b), "nudging": nudging},
+                                               **check_args))["max_relative_error"] for b in betas]
+    order = float(np.polyfit(np.log(betas), np.log(errors), 1)[0])
+    return {"nudging": nudging, "betas": [float(b) for b in betas], "max_relative_error": errors, "order": order}

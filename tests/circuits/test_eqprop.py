@@ -109,6 +109,15 @@ def test_symmetric_update_on_small_networks_is_the_gradient_up_to_its_beta_squar
         assert 3.6 <= err / half <= 4.4
 
 
+def test_compare_with_reference_reports_what_check_would_report_against_the_implicit_gradient():
+    report = check()
+    out = eqprop.compare_with_reference(report)
+    errors = errors_vs_reference(report)
+    assert out["max_relative_error"] == pytest.approx(max(errors), rel=1e-12)
+    assert [r["dW_rel_error"] for r in out["layers"]] == pytest.approx(errors[:2], rel=1e-12)
+    assert out["max_relative_error"] <= 1e-4 and "implicit differentiation" in out["reference"]
+
+
 # -- (b) the estimator's bias: O(β²) symmetric, O(β) one-sided ---------------------------------------
 
 BETAS = (0.04, 0.02, 0.01, 0.005)
@@ -126,6 +135,8 @@ def test_estimator_error_has_the_order_of_its_nudging(nudging, order):
     slope, errors = fitted_order(nudging)
     assert abs(slope - order) < 0.15, (slope, errors)
     assert errors == sorted(errors, reverse=True)
+    scaling = eqprop.beta_scaling(BETAS, nudging=nudging, sizes=SIZES, batch=16, seed=0)
+    assert scaling["order"] == pytest.approx(slope, rel=1e-9)
 
 
 def test_one_sided_update_is_first_order_accurate():
