@@ -199,7 +199,9 @@ def schedule(circuit: Circuit, *, nudging: str = "symmetric", dt_ms: float | Non
         Integration step in ms (default ``tau_ms / 2``: the Euler map ``s ← s − ½ ∂E/∂s`` is a
         contraction while the Hessian's eigenvalues stay below 4).
     settle : Converged, optional
-        Fixed-point criterion of every relaxation (default :func:`default_settle`).
+        Fixed-point criterion of every relaxation (default :func:`default_settle`, float64
+        round-off). In float32 pass e.g. ``Converged(rtol=1e-5, atol=1e-6)`` and build with
+        ``beta`` ≈ 0.05–0.1: the update divides a difference of two equilibria by ``β``.
     max_steps : int
         Longest relaxation in steps; the phase log reports whether it converged.
     integrator : str
@@ -296,11 +298,9 @@ def compare_with_reference(report) -> dict:
 
     a = report.arrays
     L = sum(1 for k in a if k.startswith("dW"))
-    s = report.settings
-    circuit = build([int(v) for v in str(s["sizes"]).split(",")], s["activation"], s["loss"], seed=int(s["seed"]),
-                    beta=float(s.get("beta", DEFAULT_BETA)))
-    dW, db = reference(circuit, [a[f"W{l}"] for l in range(1, L + 1)], [a[f"b{l}"] for l in range(1, L + 1)],
-                       a["x"], a["y"])
+    dW, db, _ = _eqprop_reference.implicit_gradient(a["x"], a["y"], [a[f"W{l}"] for l in range(1, L + 1)],
+                                                    [a[f"b{l}"] for l in range(1, L + 1)],
+                                                    report.settings["activation"])
     layers = [{"layer": l, "shape": list(dW[l - 1].shape),
                "dW_rel_error": relative_error(a[f"dW{l}"], dW[l - 1]), "dW_angle_deg": angle_deg(a[f"dW{l}"], dW[l - 1]),
                "db_rel_error": relative_error(a[f"db{l}"], db[l - 1]), "db_angle_deg": angle_deg(a[f"db{l}"], db[l - 1])}
