@@ -22,7 +22,8 @@ Phases (:func:`schedule`): ``free`` (to the fixed point ``s⁰``; the only phase
 symmetric nudging ``nudge_minus`` (snapshotting ``s^{+β}`` into the compartments ``p_l``, restarting
 from ``s⁰``, at ``−β``); then ``learn`` applies the contrastive Hebbian update
 
-``ΔW_l = (ρ(s_l)ρ(s_{l-1})ᵀ|₊β − ρ(s_l)ρ(s_{l-1})ᵀ|₋β) / (2β)``,  ``Δb_l = (ρ(s_l)|₊β − ρ(s_l)|₋β) / (2β)``
+``ΔW_l = (ρ(s_l)ρ(s_{l-1})ᵀ|₊β − ρ(s_l)ρ(s_{l-1})ᵀ|₋β) / (2β)``,
+``Δb_l = (ρ(s_l)|₊β − ρ(s_l)|₋β) / (2β)``
 
 (one-sided: ``(·|₊β − ·|₀) / β``), summed over the batch, which tends to ``−dC/dθ`` at the free
 fixed point as ``β → 0``: with an error ``O(β²)`` (symmetric) or ``O(β)`` (one-sided). Each
@@ -160,8 +161,9 @@ class ContrastiveHebbian(Rule):
 
     def delta(self, view: SynapseView):
         (post_p, pre_p), (post_m, pre_m) = self.plus, self.minus
-        d = view.post_signal(*post_p).T @ view.pre_signal(*pre_p) - view.post_signal(*post_m).T @ view.pre_signal(*pre_m)
-        return self.scale * d
+        plus = view.post_signal(*post_p).T @ view.pre_signal(*pre_p)
+        minus = view.post_signal(*post_m).T @ view.pre_signal(*pre_m)
+        return self.scale * (plus - minus)
 
     def describe(self) -> str:
         (post_p, pre_p), (post_m, pre_m) = self.plus, self.minus
@@ -301,10 +303,12 @@ def compare_with_reference(report) -> dict:
     dW, db, _ = _eqprop_reference.implicit_gradient(a["x"], a["y"], [a[f"W{l}"] for l in range(1, L + 1)],
                                                     [a[f"b{l}"] for l in range(1, L + 1)],
                                                     report.settings["activation"])
-    layers = [{"layer": l, "shape": list(dW[l - 1].shape),
-               "dW_rel_error": relative_error(a[f"dW{l}"], dW[l - 1]), "dW_angle_deg": angle_deg(a[f"dW{l}"], dW[l - 1]),
-               "db_rel_error": relative_error(a[f"db{l}"], db[l - 1]), "db_angle_deg": angle_deg(a[f"db{l}"], db[l - 1])}
-              for l in range(1, L + 1)]
+    layers = []
+    for l in range(1, L + 1):
+        ours_w, ours_b, ref_w, ref_b = a[f"dW{l}"], a[f"db{l}"], dW[l - 1], db[l - 1]
+        layers.append({"layer": l, "shape": list(ref_w.shape),
+                       "dW_rel_error": relative_error(ours_w, ref_w), "dW_angle_deg": angle_deg(ours_w, ref_w),
+                       "db_rel_error": relative_error(ours_b, ref_b), "db_angle_deg": angle_deg(ours_b, ref_b)})
     worst = max(max(r["dW_rel_error"], r["db_rel_error"]) for r in layers)
     return {"reference": REFERENCE, "layers": layers, "max_relative_error": worst}
 

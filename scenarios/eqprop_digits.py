@@ -85,8 +85,10 @@ def run(config: dict) -> dict:
                                 config=config)
             t_eq += time.perf_counter() - t0
             acc = history["test_accuracy"][-1]
-            acc_bp = (base.train(data.train, epochs=1, batch_size=config["batch_size"], test=data.test)["test_accuracy"][-1]
-                      if base is not None else float("nan"))
+            acc_bp = float("nan")
+            if base is not None:
+                acc_bp = base.train(data.train, epochs=1, batch_size=config["batch_size"],
+                                    test=data.test)["test_accuracy"][-1]
             steps = _steps_per_phase(sim, first)
             rows.append({"epoch": epoch, "test_accuracy": acc, "backprop_test_accuracy": acc_bp, **steps})
             shown = " / ".join(f"{steps.get(p, float('nan')):.0f}" for p in ("free", "nudge_plus", "nudge_minus"))
