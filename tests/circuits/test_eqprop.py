@@ -306,3 +306,17 @@ def test_brian2_runs_the_phases_and_its_states_give_the_same_update():
         ours_b = learn.bias_rules[f"d{l}"].delta(SynapseView(circuit, view, None, f"d{l}"))
         assert relative_error(ours, dW[l - 1]) <= 1e-4
         assert relative_error(ours_b, db[l - 1]) <= 1e-4
+
+
+def test_check_scenario_reports_the_reference_comparison_and_the_orders(tmp_path):
+    from pathlib import Path
+
+    from neurosim.scenario import load_scenario, merge_config
+
+    scenario = load_scenario(Path(__file__).resolve().parents[2] / "scenarios" / "eqprop_check.py")
+    out = scenario.run(merge_config(scenario.CONFIG, {"out": str(tmp_path / "check.json")}))
+    assert out["max_relative_error"] <= 1e-4
+    assert out["max_relative_error_vs_feedforward_backprop"] > 0.1
+    orders = {s["nudging"]: s["order"] for s in out["beta_scaling"]}
+    assert orders["symmetric"] == pytest.approx(2.0, abs=0.15) and orders["one_sided"] == pytest.approx(1.0, abs=0.15)
+    assert (tmp_path / "check.json").read_text().startswith("{")
