@@ -82,8 +82,10 @@ def build(sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", *, 
     tau_ms : float
         Time constant of every soma ``x_l`` in ms.
     weight_scale : float
-        Scale of the initial weights (> 0). At 1 the coupling stays below the leak and the
-        energy has one stable minimum for typical inputs (``tests/circuits/test_eqprop.py``).
+        Scale of the initial weights (> 0). At 1 the free phase reaches the same minimum from
+        rest and from random starts, with a positive definite Hessian (smallest eigenvalue
+        0.24–0.36 for N(0, 1) inputs to 12-16-6 networks, ``tests/circuits/test_eqprop.py``);
+        larger scales can give the energy several minima.
 
     Returns
     -------
