@@ -51,7 +51,7 @@ NAME = "eqprop"
 SUMMARY = "equilibrium propagation: free, +β and −β nudged relaxations of a Hopfield energy, contrastive update"
 
 __all__ = ["NAME", "SUMMARY", "ACTIVATIONS", "NUDGINGS", "DEFAULT_BETA", "build", "schedule", "default_settle",
-           "layer_parameters", "reference", "REFERENCE", "compare_with_reference", "beta_scaling",
+           "layer_parameters", "reference", "REFERENCE", "check_reference", "check_comparisons", "beta_scaling",
            "ContrastiveHebbian", "ContrastiveBias"]
 
 ACTIVATIONS = tuple(sorted(_eqprop_reference.SECOND_DERIVATIVES))
@@ -282,37 +282,31 @@ REFERENCE = "−dC/dθ at the free fixed point, by implicit differentiation (cir
 """What :func:`reference` computes (for a check report's heading)."""
 
 
-def compare_with_reference(report) -> dict:
-    """A ``neurosim check eqprop`` report's updates against :func:`reference`, per layer.
+def check_reference(circuit: Circuit, schedule: Schedule, weights: dict, biases: dict, x: np.ndarray,
+                    y: np.ndarray) -> tuple[dict, dict]:
+    """``neurosim check`` hook: :func:`reference` by projection (``W_l``) and bias population (``d_l``)."""
+    L = len(circuit.meta["sizes"]) - 1
+    dW, db = reference(circuit, [weights[f"W{l}"] for l in range(1, L + 1)],
+                       [biases[f"d{l}"] for l in range(1, L + 1)], x, y)
+    return {f"W{l}": dW[l - 1] for l in range(1, L + 1)}, {f"d{l}": db[l - 1] for l in range(1, L + 1)}
 
-    Parameters
-    ----------
-    report : neurosim.check.CheckReport
-        From ``run_check("eqprop", ...)``; its ``arrays`` hold ``W_l``, ``b_l``, ``x``, ``y`` and the
-        circuit's ``dW_l``, ``db_l``.
 
-    Returns
-    -------
-    dict
-        ``reference`` (what was compared with), ``layers`` (per layer ``dW_rel_error``,
-        ``dW_angle_deg``, ``db_rel_error``, ``db_angle_deg``, as ``neurosim check`` reports them)
-        and ``max_relative_error`` over layers.
+def check_comparisons(report, options: dict) -> dict:
+    """``neurosim check`` hook: the estimator's error order in β, symmetric (≈2) and one-sided (≈1).
+
+    Reruns the check's trial (same sizes, batch, seed, backend, dtype) at β = 0.04 … 0.005 for
+    both nudgings and fits the slope of ``log error`` against ``log β``.
     """
-    from neurosim.analysis import angle_deg, relative_error
-
-    a = report.arrays
-    L = sum(1 for k in a if k.startswith("dW"))
-    dW, db, _ = _eqprop_reference.implicit_gradient(a["x"], a["y"], [a[f"W{l}"] for l in range(1, L + 1)],
-                                                    [a[f"b{l}"] for l in range(1, L + 1)],
-                                                    report.settings["activation"])
-    layers = []
-    for l in range(1, L + 1):
-        ours_w, ours_b, ref_w, ref_b = a[f"dW{l}"], a[f"db{l}"], dW[l - 1], db[l - 1]
-        layers.append({"layer": l, "shape": list(ref_w.shape),
-                       "dW_rel_error": relative_error(ours_w, ref_w), "dW_angle_deg": angle_deg(ours_w, ref_w),
-                       "db_rel_error": relative_error(ours_b, ref_b), "db_angle_deg": angle_deg(ours_b, ref_b)})
-    worst = max(max(r["dW_rel_error"], r["db_rel_error"]) for r in layers)
-    return {"reference": REFERENCE, "layers": layers, "max_relative_error": worst}
+    s = report.settings
+    common = dict(sizes=[int(v) for v in str(s["sizes"]).split(",")], activation=s["activation"], loss=s["loss"],
+                  batch=int(s["batch"]), seed=int(s["seed"]), dtype=s["dtype"], backend=s["backend"],
+                  options={k: v for k, v in options.items() if k not in ("beta", "nudging")})
+    out = {}
+    for nudging in NUDGINGS:
+        scaling = beta_scaling(nudging=nudging, **common)
+        out[f"beta_order_{nudging}"] = {"betas": scaling["betas"], "max_relative_error": scaling["max_relative_error"],
+                                        "order": round(scaling["order"], 3)}
+    return out
 
 
 def beta_scaling(betas: Sequence[float] = (0.04, 0.02, 0.01, 0.005), nudging: str = "symmetric", **check_args) -> dict:
@@ -335,7 +329,7 @@ def beta_scaling(betas: Sequence[float] = (0.04, 0.02, 0.01, 0.005), nudging: st
     from neurosim.check import run_check
 
     options = dict(check_args.pop("options", {}) or {})
-    errors = [compare_with_reference(run_check(NAME, options={**options, "beta": float(b), "nudging": nudging},
-                                               **check_args))["max_relative_error"] for b in betas]
+    errors = [run_check(NAME, options={**options, "beta": float(b), "nudging": nudging}, comparisons=False,
+                        **check_args).max_relative_error for b in betas]
     order = float(np.polyfit(np.log(betas), np.log(errors), 1)[0])
     return {"nudging": nudging, "betas": [float(b) for b in betas], "max_relative_error": errors, "order": order}

@@ -95,8 +95,14 @@ def random_batch(sizes: Sequence[int], batch: int, loss: str,
 
 def run_check(circuit_name: str, *, sizes: Sequence[int] = (20, 30, 10), activation: str = "tanh", loss: str = "mse",
               batch: int = 16, seed: int = 0, dtype: str = "float64", backend: str = "numpy",
-              options: Mapping[str, Any] | None = None) -> CheckReport:
+              options: Mapping[str, Any] | None = None, comparisons: bool = True) -> CheckReport:
     """Run one trial of ``circuit_name`` and compare its updates with backprop or the circuit's ``check_reference``.
+
+    Parameters
+    ----------
+    comparisons : bool
+        Add the circuit module's ``check_comparisons(report, options)`` results (where it defines
+        the hook) to ``report.comparisons``; False runs the bare check (what the hook itself calls).
 
     Returns
     -------
@@ -171,4 +177,7 @@ def run_check(circuit_name: str, *, sizes: Sequence[int] = (20, 30, 10), activat
         })
     report.phase_log = sim.log.summary(tail=len(result.records))
     report.arrays = arrays
+    extra_checks = getattr(module, "check_comparisons", None)
+    if comparisons and extra_checks is not None:
+        report.comparisons.update(extra_checks(report, dict(options or {})))
     return report

@@ -22,6 +22,11 @@ Optional hooks
     each bias (by population), for learning rate 1 with the loss summed over the batch, i.e.
     ``-∂L/∂θ`` for a circuit that follows the gradient. It must cover the parameters of every layer
     and every other plastic feedforward projection (skip connections).
+
+    ``check_comparisons(report, options)``: further results ``neurosim check`` prints and puts in its
+    JSON (``comparisons``), as a dict of JSON-serialisable values, e.g. how the error scales with a
+    parameter of the circuit. It may call :func:`neurosim.check.run_check` with
+    ``comparisons=False``.
 """
 from __future__ import annotations
 
@@ -108,7 +113,8 @@ def contract_problems(module: object) -> list[str]:
     for func, positional, keywords in (("build", ("sizes", "activation", "loss"), ("seed",)),
                                        ("schedule", ("circuit",), ()),
                                        ("layer_parameters", ("circuit", "layer"), ()),
-                                       ("check_reference", ("circuit", "schedule", "weights", "biases", "x", "y"), ())):
+                                       ("check_reference", ("circuit", "schedule", "weights", "biases", "x", "y"), ()),
+                                       ("check_comparisons", ("report", "options"), ())):
         if not hasattr(module, func):
             continue
         value = getattr(module, func)

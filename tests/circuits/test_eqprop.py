@@ -9,6 +9,8 @@ every layer) with the default ``β`` in float64.
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -74,8 +76,13 @@ def test_reference_gradient_matches_finite_differences_of_the_loss_at_the_fixed_
 
 def test_reference_is_not_feedforward_backprop():
     """The free fixed point couples the layers both ways: backprop through the feedforward pass differs."""
+    from neurosim.analysis import backprop_reference
+
     report = check()
-    assert report.max_relative_error > 0.1  # ``neurosim check`` compares with feedforward backprop
+    a = report.arrays
+    W, b = layer_arrays(report)
+    bp_dW, _ = backprop_reference(W, b, a["x"], a["y"], "tanh", "mse")
+    assert max(relative_error(a[f"dW{l}"], bp_dW[l - 1]) for l in (1, 2)) > 0.1
     assert max(errors_vs_reference(report)) <= 1e-4
 
 
@@ -109,13 +116,13 @@ def test_symmetric_update_on_small_networks_is_the_gradient_up_to_its_beta_squar
         assert 3.6 <= err / half <= 4.4
 
 
-def test_compare_with_reference_reports_what_check_would_report_against_the_implicit_gradient():
+def test_neurosim_check_compares_with_the_implicit_gradient_through_the_hook():
+    """``neurosim check eqprop`` uses the circuit's ``check_reference``: its report equals the direct comparison."""
     report = check()
-    out = eqprop.compare_with_reference(report)
     errors = errors_vs_reference(report)
-    assert out["max_relative_error"] == pytest.approx(max(errors), rel=1e-12)
-    assert [r["dW_rel_error"] for r in out["layers"]] == pytest.approx(errors[:2], rel=1e-12)
-    assert out["max_relative_error"] <= 1e-4 and "implicit differentiation" in out["reference"]
+    assert "check_reference" in report.reference
+    assert report.max_relative_error == pytest.approx(max(errors), rel=1e-12)
+    assert report.max_relative_error <= 1e-4
 
 
 # -- (b) the estimator's bias: O(β²) symmetric, O(β) one-sided ---------------------------------------
@@ -308,15 +315,12 @@ def test_brian2_runs_the_phases_and_its_states_give_the_same_update():
         assert relative_error(ours_b, db[l - 1]) <= 1e-4
 
 
-def test_check_scenario_reports_the_reference_comparison_and_the_orders(tmp_path):
-    from pathlib import Path
+def test_check_command_prints_the_verdict_and_the_orders_in_beta(capsys):
+    from neurosim.cli import main
 
-    from neurosim.scenario import load_scenario, merge_config
-
-    scenario = load_scenario(Path(__file__).resolve().parents[2] / "scenarios" / "eqprop_check.py")
-    out = scenario.run(merge_config(scenario.CONFIG, {"out": str(tmp_path / "check.json")}))
+    assert main(["check", "eqprop", "--sizes", "12,16,6", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
     assert out["max_relative_error"] <= 1e-4
-    assert out["max_relative_error_vs_feedforward_backprop"] > 0.1
-    orders = {s["nudging"]: s["order"] for s in out["beta_scaling"]}
-    assert orders["symmetric"] == pytest.approx(2.0, abs=0.15) and orders["one_sided"] == pytest.approx(1.0, abs=0.15)
-    assert (tmp_path / "check.json").read_text().startswith("{")
+    comparisons = out["comparisons"]
+    assert comparisons["beta_order_symmetric"]["order"] == pytest.approx(2.0, abs=0.15)
+    assert comparisons["beta_order_one_sided"]["order"] == pytest.approx(1.0, abs=0.15)
