@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..activations import ACTIVATIONS, by_code, c_expression
-from ..stopping import RUNNING, PhaseStatus
+from ..stopping import RUNNING, PhaseStatus, advance_window, divergence_bound, diverging, residual, within_tolerance
 
 __all__ = ["ACTIVATION_CODES", "MODE_EULER", "MODE_EXP", "MODE_EXP_NOLEAK", "MODE_COMMIT", "CTL_RUNNING",
            "CTL_CONVERGED", "CTL_DIVERGED", "CTL_MAX_STEPS", "CTL_FIELDS", "cuda_source",
@@ -62,6 +62,7 @@ typedef @BITS@ bits_t;
 #define TANH(x) @TANH@(x)
 #define AS_BITS(x) ((bits_t)@AS_BITS@(x))
 #define FROM_BITS(b) @FROM_BITS@(b)
+#define BOUND @BOUND@
 
 @ACTIVATIONS@
 __device__ __forceinline__ real_t drive_at(
@@ -180,7 +181,7 @@ extern "C" __global__ void ns_converge(
         bits[2 * j + 1] = 0;
         const double r = m * tau_ms[j] / dt;
         res[(long long)k * n_pops + j] = r;
-        if (!isfinite(r)) {
+        if (!(r <= BOUND && s <= BOUND)) {  // NaN, Inf or beyond sqrt(max float): diverged (neurosim.stopping)
             for (int q = j + 1; q < n_pops; ++q) { bits[2 * q] = 0; bits[2 * q + 1] = 0; }
             ctl[0] = 2; ctl[2] = k + 1; ctl[3] = j;
             return;
@@ -226,7 +227,8 @@ def _activation_source() -> str:
 def cuda_source(dtype: str) -> str:
     """The CUDA source of the kernels for ``dtype`` (``float64`` or ``float32``)."""
     try:
-        subs = dict(_TYPES[str(np.dtype(dtype))], ACTIVATIONS=_activation_source())
+        subs = dict(_TYPES[str(np.dtype(dtype))], ACTIVATIONS=_activation_source(),
+                    BOUND=repr(divergence_bound(dtype)))
     except KeyError:
         raise ValueError(f"dtype={dtype!r} must be 'float64' or 'float32'") from None
     src = _SOURCE
@@ -319,20 +321,21 @@ class HostKernels:
             return
         k = int(ctl[2])
         ok = True
+        bound = divergence_bound(bits.dtype)
         for j in range(bits.shape[0]):
             m, s = float(bits[j, 0]), float(bits[j, 1])
             bits[j] = 0
-            r = m * float(tau_ms[j]) / dt
+            r = residual(m, float(tau_ms[j]), dt)
             res[k, j] = r
-            if not np.isfinite(r):
+            if diverging(r, s, bound):
                 bits[j + 1:] = 0
                 ctl[0], ctl[2], ctl[3] = CTL_DIVERGED, k + 1, j
                 return
             if has_crit and ok:
-                ok = r <= atol + rtol * s
+                ok = within_tolerance(r, s, atol, rtol)
         ctl[2] = k + 1
         if has_crit:
-            ctl[1] = ctl[1] + 1 if ok else 0
+            ctl[1] = advance_window(int(ctl[1]), ok)
             if ctl[1] >= window:
                 ctl[0] = CTL_CONVERGED
                 return

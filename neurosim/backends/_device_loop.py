@@ -47,7 +47,7 @@ from ..activations import compiled
 from ..integrate import Euler, ExponentialEuler, get_integrator
 from ..program import PhaseProgram, Term, TermKind
 from ..state import StateView
-from ..stopping import PhaseStatus
+from ..stopping import PhaseStatus, diverged_message, divergence_bound
 from ._cupy_kernels import (
     ACTIVATION_CODES,
     CTL_DIVERGED,
@@ -384,7 +384,7 @@ def relax_on_device(rt, field, phase, y0: dict, t0_ms: float, *, sample_populati
     t_end = t0_ms + steps * dt
     if status == CTL_DIVERGED:
         n = names[which]
-        raise Diverged(f"population {n!r} became NaN/Inf at t={t_end:g} ms (step {steps} of phase {phase.name!r})",
+        raise Diverged(diverged_message(n, t_end, steps, phase.name, divergence_bound(rt.dtype)),
                        population=n, time_ms=t_end, step=steps)
     kept = [(k, values) for k, values in samples if k <= steps]
     final = field.complete(y)

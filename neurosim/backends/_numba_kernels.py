@@ -62,7 +62,7 @@ IOPT_COLUMNS = ("integrator", "steps", "has_crit", "window", "sample_every", "n_
 # kernel result
 R_STEPS, R_STATUS, R_FAILED, R_SAMPLES, R_HELD = range(5)
 # float64 options
-D_DT, D_RTOL, D_ATOL = 0, 1, 2
+D_DT, D_RTOL, D_ATOL, D_BOUND = 0, 1, 2, 3
 
 _KW = dict(cache=True, nogil=True, error_model="numpy")
 
@@ -70,6 +70,7 @@ _KW = dict(cache=True, nogil=True, error_model="numpy")
 _residual = njit(inline="always", **_KW)(stopping.residual)
 _within_tolerance = njit(inline="always", **_KW)(stopping.within_tolerance)
 _advance_window = njit(inline="always", **_KW)(stopping.advance_window)
+_diverging = njit(inline="always", **_KW)(stopping.diverging)
 
 
 # -- low-level helpers ---------------------------------------------------------------------------
@@ -461,17 +462,18 @@ def _check(tb, levels, iopt, dopt, taus, samples, residuals, k, res, scale, stat
     ``state`` = [held, samples stored, failed population]; returns the status.
     """
     n_int, every, has_crit = iopt[O_N_INT], iopt[O_SAMPLE_EVERY], iopt[O_HAS_CRIT]
-    dt, rtol, atol = dopt[D_DT], dopt[D_RTOL], dopt[D_ATOL]
+    dt, rtol, atol, bound = dopt[D_DT], dopt[D_RTOL], dopt[D_ATOL], dopt[D_BOUND]
     steps = k + 1
     ok = True
     for j in range(n_int):
         r = _residual(np.float64(res[j]), taus[j], dt)
         residuals[k, j] = r
-        if not np.isfinite(r):
+        s = np.float64(scale[j])
+        if _diverging(r, s, bound):
             state[2] = j
             return DIVERGED
         if has_crit and ok:
-            ok = _within_tolerance(r, np.float64(scale[j]), atol, rtol)
+            ok = _within_tolerance(r, s, atol, rtol)
     if every > 0 and steps % every == 0:
         if iopt[O_SAMPLE_INST]:
             _instantaneous_rows(tb, levels, 0, bsz, 0)

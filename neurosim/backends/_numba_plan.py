@@ -43,6 +43,7 @@ from ..dynamics import PhaseField
 from ..program import Role, TermKind
 from ..schedule import Phase
 from ..state import StateView
+from ..stopping import divergence_bound
 from . import _numba_kernels as K
 
 __all__ = ["Plan", "Unsupported", "Scratch", "build_plan"]
@@ -329,7 +330,7 @@ def build_plan(field: PhaseField, phase: Phase, y0: dict, dtype: np.dtype, scrat
         consts=np.array([0.0, 0.5, 1.0, LEAKY_SLOPE], dtype=dtype),
         taus=np.array([p.tau_ms for p in program.integrated], dtype=np.float64),
         iopt=np.array(iopt, dtype=np.int64),
-        dopt=np.array([dt_ms, rule.rtol, rule.atol]),
+        dopt=np.array([dt_ms, rule.rtol, rule.atol, divergence_bound(dtype)]),
         samples=_table(sample_rows, ("slot", "buffer")), residuals=np.zeros((max_steps, len(integrated))),
         state=state, sample_buffers=sample_buffers, integrated=integrated, max_steps=max_steps, batch_size=bsz,
         units=sum(p.size for p in computed),

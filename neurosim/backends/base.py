@@ -24,7 +24,7 @@ __all__ = ["Backend", "RelaxResult", "Diverged", "get_backend", "available_backe
 
 
 class Diverged(FloatingPointError):
-    """A state became NaN or Inf during a phase."""
+    """A state became NaN or Inf, or overflowed the divergence bound, during a phase (:mod:`neurosim.stopping`)."""
 
     def __init__(self, message: str, *, population: str, time_ms: float, step: int):
         super().__init__(message)
@@ -151,6 +151,7 @@ class Backend:
         sample_t: list = []
         t = t0_ms
         steps = 0
+        bound = stopping.divergence_bound(self.dtype)
         for k in range(rule.max_steps):
             if plasticity is not None:
                 plasticity.observe(field.complete(y))
@@ -161,13 +162,11 @@ class Backend:
             for j, n in enumerate(names):
                 r = stopping.residual(float(xp.max(xp.abs(y_new[n] - y[n]))), tau[j], dt) if y[n].size else 0.0
                 residuals[k, j] = r
-                if not np.isfinite(r):
-                    raise Diverged(
-                        f"population {n!r} became NaN/Inf at t={t:g} ms (step {steps} of phase {phase.name!r})",
-                        population=n, time_ms=t, step=steps,
-                    )
+                scale = float(xp.max(xp.abs(y_new[n]))) if y_new[n].size else 0.0
+                if stopping.diverging(r, scale, bound):
+                    raise Diverged(stopping.diverged_message(n, t, steps, phase.name, bound),
+                                   population=n, time_ms=t, step=steps)
                 if rule.has_criterion and ok:
-                    scale = float(xp.max(xp.abs(y_new[n]))) if y_new[n].size else 0.0
                     ok = stopping.within_tolerance(r, scale, rule.atol, rule.rtol)
             y = y_new
             if sample_every and steps % sample_every == 0 and sample_populations:

@@ -26,7 +26,7 @@ import logging
 
 import numpy as np
 
-from ..stopping import PhaseStatus
+from ..stopping import PhaseStatus, diverged_message, divergence_bound
 from .base import Backend, Diverged, RelaxResult, register_backend
 
 __all__ = ["NumbaBackend", "numba_available"]
@@ -183,7 +183,7 @@ class NumbaBackend(Backend):
         t = t0_ms + steps * dt
         if status is PhaseStatus.DIVERGED:
             name = plan.integrated[failed]
-            raise Diverged(f"population {name!r} became NaN/Inf at t={t:g} ms (step {steps} of phase {phase.name!r})",
+            raise Diverged(diverged_message(name, t, steps, phase.name, divergence_bound(self.dtype)),
                            population=name, time_ms=t, step=steps)
         samples: dict[str, list] = {p: [] for p in sample_populations}
         sample_t: list[float] = []
