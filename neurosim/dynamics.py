@@ -87,7 +87,8 @@ class PhaseField:
     def _drive(self, pop: PopulationUpdate, values, cache: dict):
         total = pop.constant
         for term in pop.terms:
-            value = term.product(self._signal(values, term.pre, term.signal.value, cache))
+            route = None if term.route is None else self._signal(values, term.route, "r", cache)
+            value = term.product(self._signal(values, term.pre, term.signal.value, cache), route)
             if term.gain is not None:
                 gain = term.gain_value if term.gain_value is not None else self._signal(values, term.gain, "df", cache)
                 value = value * gain

@@ -25,6 +25,7 @@ import numpy as np
 
 from .activations import get_activation
 from .dale import EISplit, check_signs
+from .spatial import Conv2d, Pool, Shape, conv_output_shape, pool_output_shape
 from .units import positive_ms
 
 __all__ = ["Population", "Projection", "Tied", "Circuit", "CircuitError", "SIGNALS", "PATHWAYS"]
@@ -32,7 +33,7 @@ __all__ = ["Population", "Projection", "Tied", "Circuit", "CircuitError", "SIGNA
 SIGNALS = ("r", "u", "df")
 """Presynaptic signals a projection can read: rate f(u), state u, slope f'(u)."""
 PATHWAYS = ("feedforward", "feedback")
-TRANSFORMS = ("identity", "transpose", "neg", "neg_transpose", "sign_transpose", "inverse")
+TRANSFORMS = ("identity", "transpose", "neg", "neg_transpose", "sign", "sign_transpose", "inverse")
 
 
 class CircuitError(ValueError):
@@ -67,6 +68,10 @@ class Population:
         take their column signs from it.
     role : str
         Free-form label ("input", "hidden", "output", "error", ...) for tables and plots.
+    shape : (C, H, W), optional
+        Feature maps of a spatial population (``size == C*H*W``, units in C order); spatial
+        projections (:mod:`neurosim.spatial`) read and write it as maps. With a shape, ``bias``
+        may hold one value per channel ``(C,)``, shared by every position of its map.
     """
 
     name: str
@@ -78,9 +83,18 @@ class Population:
     compartment_of: str | None = None
     ei: EISplit | None = None
     role: str = ""
+    shape: Shape | None = None
 
     def __post_init__(self) -> None:
         owner = f"Population {self.name!r}"
+        if self.shape is not None:
+            shape = tuple(int(v) for v in self.shape)
+            if len(shape) != 3 or min(shape) < 1:
+                raise CircuitError(f"{owner}: shape={self.shape!r} must be three positive sizes (C, H, W)")
+            if int(np.prod(shape)) != int(self.size):
+                raise CircuitError(f"{owner}: shape={shape} holds {int(np.prod(shape))} units but size={self.size}; "
+                                   f"use size=C*H*W")
+            object.__setattr__(self, "shape", shape)
         if not isinstance(self.name, str) or not self.name.isidentifier():
             raise CircuitError(f"Population name={self.name!r} must be a Python identifier, e.g. 'hidden1'")
         if not isinstance(self.size, (int, np.integer)) or int(self.size) < 1:
@@ -98,9 +112,11 @@ class Population:
             raise CircuitError(f"{owner}: an instantaneous population (tau_ms=None) needs leak > 0")
         if self.bias is not None:
             b = np.asarray(self.bias, dtype=float)
-            if b.shape != (self.size,):
+            allowed = [(self.size,)] + ([(self.shape[0],)] if self.shape is not None else [])
+            if b.shape not in allowed:
+                per_channel = f" or ({self.shape[0]},) per channel" if self.shape is not None else ""
                 raise CircuitError(
-                    f"{owner}: bias has shape {b.shape}, expected ({self.size},); pass one value per unit"
+                    f"{owner}: bias has shape {b.shape}, expected ({self.size},){per_channel}; pass one value per unit"
                 )
             object.__setattr__(self, "bias", b)
         if self.ei is not None and not isinstance(self.ei, EISplit):
@@ -110,6 +126,24 @@ class Population:
     def instantaneous(self) -> bool:
         """True when the population has no dynamics of its own (``tau_ms is None``)."""
         return self.tau_ms is None
+
+    @property
+    def channel_bias(self) -> bool:
+        """True when the bias holds one value per channel of a spatial population."""
+        return self.shape is not None and self.bias is not None and self.bias.shape == (self.shape[0],)
+
+    def expand_bias(self, b):
+        """The bias ``b`` as one value per unit (n,): channel biases repeat over their map."""
+        if self.shape is not None and b.shape == (self.shape[0],) and self.shape[0] != self.size:
+            xp = _array_module(b)
+            return xp.repeat(b, self.shape[1] * self.shape[2])
+        return b
+
+    def reduce_bias(self, per_unit):
+        """A per-unit bias update (n,) in the bias's own shape: summed over each map for channel biases."""
+        if self.channel_bias and self.shape[0] != self.size:
+            return per_unit.reshape(self.shape[0], -1).sum(axis=1)
+        return per_unit
 
     def describe(self) -> dict[str, Any]:
         """JSON-able description (no arrays)."""
@@ -125,6 +159,8 @@ class Population:
         }
         if self.ei is not None:
             d["n_exc"] = self.ei.n_exc(self.size)
+        if self.shape is not None:
+            d["shape"] = list(self.shape)
         return d
 
 
@@ -137,7 +173,7 @@ class Tied:
     source : str
         Name of the projection whose weights are read.
     transform : str
-        ``identity``, ``transpose``, ``neg``, ``neg_transpose``, ``sign_transpose`` or
+        ``identity``, ``transpose``, ``neg``, ``neg_transpose``, ``sign``, ``sign_transpose`` or
         ``inverse`` (the exact matrix inverse of a square source, recomputed from its current
         weights whenever the tied matrix is used: the perfect inverse model of target propagation).
     scale : float
@@ -174,6 +210,8 @@ class Tied:
             out = -w
         elif t == "neg_transpose":
             out = -w.T
+        elif t == "sign":
+            out = _array_module(w).sign(w)
         elif t == "inverse":
             xp = _array_module(w)
             try:
@@ -193,7 +231,7 @@ class Tied:
 
     def shape(self, source_shape: tuple[int, int]) -> tuple[int, int]:
         """Shape of the tied matrix given the source shape."""
-        return source_shape if self.transform in ("identity", "neg") else source_shape[::-1]
+        return source_shape if self.transform in ("identity", "neg", "sign") else source_shape[::-1]
 
 
 def _array_module(a):
@@ -229,6 +267,20 @@ class Projection:
         ``EISplit`` on ``pre``).
     plastic : bool
         Whether a plasticity rule may update the weights.
+    conv : Conv2d, optional
+        A 2-D convolution between spatial populations: ``weights`` is the kernel
+        ``(C_out, C_in, kh, kw)`` (:mod:`neurosim.spatial`).
+    pool : Pool, optional
+        Pooling of the presynaptic signal (a spatial population) before the weights apply
+        (forward); for a ``transposed`` projection, the adjoint of the pooling after them.
+    transposed : bool
+        The adjoint of a spatial forward projection (feedback): ``weights`` keep the forward
+        layout (kernel ``(C_out, C_in, kh, kw)``, or dense ``(n_pre, n_post_pooled)``), ``pre``
+        has the forward output's shape and ``post`` the forward input's.
+    route : str, optional
+        For a transposed projection with max pooling: the population whose rate chose the
+        maxima in the forward pass (its presynaptic population there); it must be the
+        postsynaptic neurons or one of their compartments.
     """
 
     name: str
@@ -240,6 +292,10 @@ class Projection:
     gain: str | None = None
     sign: Literal["free", "dale"] = "free"
     plastic: bool = False
+    conv: Conv2d | None = None
+    pool: Pool | None = None
+    transposed: bool = False
+    route: str | None = None
 
     def __post_init__(self) -> None:
         owner = f"Projection {self.name!r}"
@@ -251,10 +307,25 @@ class Projection:
             raise CircuitError(f"{owner}: signal={self.signal!r} must be one of {SIGNALS}")
         if self.sign not in ("free", "dale"):
             raise CircuitError(f"{owner}: sign={self.sign!r} must be 'free' or 'dale'")
+        if self.conv is not None and not isinstance(self.conv, Conv2d):
+            raise CircuitError(f"{owner}: conv={self.conv!r} must be a neurosim.spatial.Conv2d")
+        if self.pool is not None and not isinstance(self.pool, Pool):
+            raise CircuitError(f"{owner}: pool={self.pool!r} must be a neurosim.spatial.Pool")
+        if self.transposed and self.conv is None and self.pool is None:
+            raise CircuitError(f"{owner}: transposed=True is for spatial projections (conv or pool); for a dense "
+                               f"feedback pass the transposed matrix, e.g. Tied(source, 'transpose')")
+        if self.route is not None and not (self.transposed and self.pool is not None and self.pool.kind == "max"):
+            raise CircuitError(f"{owner}: route={self.route!r} is only used by a transposed projection with max "
+                               f"pooling; drop it")
+        if self.transposed and self.pool is not None and self.pool.kind == "max" and self.route is None:
+            raise CircuitError(f"{owner}: a transposed max pooling needs route=<the forward presynaptic population> "
+                               f"to know which units won each window")
         if not isinstance(self.weights, Tied):
             w = np.array(self.weights, dtype=float)
-            if w.ndim != 2:
-                raise CircuitError(f"{owner}: weights must be a 2-D array (n_post, n_pre), got shape {w.shape}")
+            ndim = 4 if self.conv is not None else 2
+            if w.ndim != ndim:
+                what = "a 4-D kernel (C_out, C_in, kh, kw)" if self.conv is not None else "a 2-D array (n_post, n_pre)"
+                raise CircuitError(f"{owner}: weights must be {what}, got shape {w.shape}")
             if not np.all(np.isfinite(w)):
                 raise CircuitError(f"{owner}: weights contain NaN or Inf")
             object.__setattr__(self, "weights", w)
@@ -264,6 +335,11 @@ class Projection:
     @property
     def tied(self) -> bool:
         return isinstance(self.weights, Tied)
+
+    @property
+    def spatial(self) -> bool:
+        """True for a convolution, a pooled input or their adjoint."""
+        return self.conv is not None or self.pool is not None
 
     def describe(self) -> dict[str, Any]:
         d = {
@@ -276,6 +352,13 @@ class Projection:
             "sign": self.sign,
             "plastic": self.plastic,
         }
+        if self.conv is not None:
+            d["conv"] = self.conv.describe()
+        if self.pool is not None:
+            d["pool"] = self.pool.describe()
+        if self.transposed:
+            d["transposed"] = True
+            d["route"] = self.route
         if self.tied:
             t = self.weights
             d["tied"] = {"source": t.source, "transform": t.transform, "scale": t.scale,
@@ -432,11 +515,19 @@ class Circuit:
             if proj.tied and proj.weights.magnitude is not None and proj.weights.magnitude.shape != shape:
                 raise CircuitError(
                     f"{owner}: Tied.magnitude has shape {proj.weights.magnitude.shape}, expected {shape}")
-            if shape != (post.size, pre.size):
+            if proj.spatial:
+                self._check_spatial(proj, pre, post, shape, owner)
+            elif shape != (post.size, pre.size):
                 raise CircuitError(
                     f"{owner}: weights have shape {shape}, expected (n_post, n_pre) = ({post.size}, {pre.size}) "
                     f"for {proj.pre!r} -> {proj.post!r}"
                 )
+            if proj.route is not None:
+                if proj.route not in by_name:
+                    raise CircuitError(f"{owner}: route={proj.route!r} is not a population; known: {names}")
+                if not self.same_neurons(proj.route, proj.post):
+                    raise CircuitError(f"{owner}: route={proj.route!r} must be the postsynaptic neurons "
+                                       f"{self.neuron_of(proj.post)!r} or one of their compartments")
             if proj.gain is not None:
                 if proj.gain not in by_name:
                     raise CircuitError(f"{owner}: gain={proj.gain!r} is not a population; known: {names}")
@@ -460,6 +551,29 @@ class Circuit:
                         f"initialise with neurosim.dale.dale_initialise(W, signs)"
                     )
         self._check_instantaneous_acyclic(by_name)
+
+    def _check_spatial(self, proj: Projection, pre: Population, post: Population, shape: tuple, owner: str) -> None:
+        """Geometry of a spatial projection: maps, kernel, pooling and the weight shape agree."""
+        fwd_in, fwd_out = (post, pre) if proj.transposed else (pre, post)
+        if fwd_in.shape is None:
+            raise CircuitError(f"{owner}: {'post' if proj.transposed else 'pre'}synaptic population {fwd_in.name!r} "
+                               f"needs shape=(C, H, W) for convolution or pooling")
+        try:
+            maps = fwd_in.shape if proj.pool is None else pool_output_shape(fwd_in.shape, proj.pool)
+            if proj.conv is not None:
+                if len(shape) != 4:
+                    raise ValueError(f"weights have shape {shape}; a convolution needs a kernel (C_out, C_in, kh, kw)")
+                out = conv_output_shape(maps, shape, proj.conv)
+                if fwd_out.shape is None or tuple(fwd_out.shape) != out:
+                    raise ValueError(f"the convolution of maps {maps} gives {out}, but {fwd_out.name!r} has "
+                                     f"shape {fwd_out.shape}; build it with shape={out}")
+            else:
+                n_in = int(np.prod(maps))
+                if tuple(shape) != (fwd_out.size, n_in):
+                    raise ValueError(f"weights have shape {tuple(shape)}, expected ({fwd_out.size}, {n_in}) in the "
+                                     f"forward layout (output units, pooled input units {maps})")
+        except ValueError as err:
+            raise CircuitError(f"{owner}: {err}") from None
 
     def _check_instantaneous_acyclic(self, by_name: dict[str, Population]) -> None:
         inst = {n for n, p in by_name.items() if p.instantaneous}

@@ -87,7 +87,7 @@ class OnlineAccumulator:
             proj = self.circuit.projection(name)
             if self._reads_only_shut(rule, shut):
                 continue
-            d = rule.delta(SynapseView(self.circuit, view, proj.pre, proj.post))
+            d = rule.delta(SynapseView(self.circuit, view, proj.pre, proj.post, projection=proj))
             self.deltas[name] = d if name not in self.deltas else self.deltas[name] + d
         for name, rule in self.plasticity.bias_rules.items():
             if self._reads_only_shut(rule, shut):

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from . import spatial
+
 __all__ = [
     "LocalityError", "SynapseView", "Rule", "OuterProduct", "BiasRule", "SGD", "Adam", "OptimizerState",
 ]
@@ -40,16 +42,20 @@ class SynapseView:
     weights : array (n_post, n_pre), optional
         The projection's own current weights (a synapse may read its own strength); ``None``
         for a bias rule. Regularisers (:mod:`neurosim.regularisers`) read them.
+    projection : Projection, optional
+        The projection the rule updates: its connectivity (dense, convolution, pooling) shapes
+        :meth:`hebbian`. None: dense.
     """
 
     def __init__(self, circuit, state, pre: str | None, post: str, modulator: float | None = None,
-                 weights: Any = None):
+                 weights: Any = None, projection: Any = None):
         self._circuit = circuit
         self._state = state
         self._pre = pre
         self._post = post
         self.modulator = modulator
         self.weights = weights
+        self.projection = projection
 
     @property
     def batch_size(self) -> int:
@@ -75,6 +81,38 @@ class SynapseView:
     def post_signal(self, population: str, signal: str = "u"):
         """A postsynaptic variable, shape (B, n_post)."""
         return self._read("post", population, signal)
+
+    def hebbian(self, post, pre):
+        """``Σ_batch post ⊗ pre`` through the projection's connectivity, in the weights' shape.
+
+        Dense: ``postᵀ pre`` (n_post, n_pre). A convolution shares the product over positions
+        (the kernel-shaped correlation, :func:`neurosim.spatial.conv2d_weight_grad`); pooled
+        maps are pooled first. For a transposed (feedback) spatial projection the product is
+        taken in the forward layout of its weights (what Kolen–Pollack needs). Every factor is a
+        variable of the synapse's own neurons, so the product stays local.
+        """
+        proj = self.projection
+        if proj is None or not proj.spatial:
+            return post.T @ pre
+        circuit = self._circuit
+        fwd_in = circuit.population(proj.post if proj.transposed else proj.pre)
+        maps = fwd_in.shape
+        conv_maps = maps if proj.pool is None else spatial.pool_output_shape(maps, proj.pool)
+        route = None if proj.route is None else self._read("post", proj.route, "r")
+        if proj.transposed:  # y = unpool(Kᵀ ⋆ s): forward-layout product of s (forward output) and unpool*(post)
+            inner = post if proj.pool is None else spatial.unpool_adjoint(post, maps, proj.pool, route)
+            fwd_out, fwd_in_signal = pre, inner
+        else:
+            fwd_out = post
+            fwd_in_signal = pre if proj.pool is None else spatial.pool(pre, maps, proj.pool)
+        if proj.conv is None:
+            return fwd_out.T @ fwd_in_signal
+        kernel_shape = tuple(circuit.weight_shape(proj))
+        return spatial.conv2d_weight_grad(fwd_out, fwd_in_signal, kernel_shape, conv_maps, proj.conv)
+
+    def bias_sum(self, values):
+        """``Σ_batch values`` in the shape of the postsynaptic population's bias (per channel: summed over maps)."""
+        return self._circuit.population(self._post).reduce_bias(values.sum(axis=0))
 
 
 class Rule(ABC):
@@ -113,7 +151,7 @@ class OuterProduct(Rule):
     def delta(self, view: SynapseView):
         post = view.post_signal(*self.post)
         pre = view.pre_signal(*self.pre)
-        d = post.T @ pre
+        d = view.hebbian(post, pre)
         if self.sign != 1.0:
             d = self.sign * d
         if self.modulated:
@@ -133,7 +171,7 @@ class BiasRule(Rule):
     sign: float = 1.0
 
     def delta(self, view: SynapseView):
-        d = view.post_signal(*self.post).sum(axis=0)
+        d = view.bias_sum(view.post_signal(*self.post))
         return self.sign * d if self.sign != 1.0 else d
 
     def describe(self) -> str:

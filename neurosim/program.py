@@ -12,7 +12,9 @@ It lists, as typed records:
 * the **terms** (:class:`Term`): ``gain ⊙ (s(pre) Wᵀ)`` with their :class:`TermKind`
   (``DENSE``: the weights stored ``(n_post, n_pre)``; ``TRANSPOSED``: stored as the transpose of
   another projection's matrix, read without a copy; ``ONE_TO_ONE``: a diagonal matrix applied
-  element-wise, e.g. the ``±I`` wiring between value and error neurons);
+  element-wise, e.g. the ``±I`` wiring between value and error neurons; ``CONV`` and
+  ``CONV_TRANSPOSED``: a 2-D convolution of feature maps and its adjoint), with the pooling of
+  their presynaptic maps (or its adjoint, the unpooling, after a transposed term);
 * the **frozen** populations it reads (clamped or held);
 * the **integrator** update, the step and the **stopping rule** (:mod:`neurosim.stopping`).
 
@@ -30,6 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from . import spatial
 from .activations import Activation, get_activation
 from .integrate import get_integrator
 from .state import StateView, effective_weights
@@ -56,6 +59,10 @@ class TermKind(str, Enum):
     """``weights`` is a stored ``(n_pre, n_post)`` matrix ``M = W.T`` (e.g. a tied transpose): ``s @ M``."""
     ONE_TO_ONE = "one_to_one"
     """``weights`` is the diagonal ``(n,)`` of a square ``W`` whose off-diagonal entries are 0: ``s * d``."""
+    CONV = "conv"
+    """``weights`` is a kernel ``(C_out, C_in, kh, kw)``: ``K ⋆ s`` (:func:`neurosim.spatial.conv2d`)."""
+    CONV_TRANSPOSED = "conv_transposed"
+    """The adjoint of a convolution, kernel in its forward layout (:func:`neurosim.spatial.conv2d_transpose`)."""
 
 
 class Signal(str, Enum):
@@ -88,8 +95,21 @@ class Term:
         That slope when the gain population is frozen (evaluated once); None when it is live
         or there is no gain.
     live : bool
-        True when ``pre`` or ``gain`` is computed by the phase (the term changes at every
-        step); False for a term folded into its population's constant drive.
+        True when ``pre``, ``gain`` or ``route`` is computed by the phase (the term changes at
+        every step); False for a term folded into its population's constant drive.
+    conv : Conv2d or None
+        Geometry of a ``CONV``/``CONV_TRANSPOSED`` term.
+    pool : Pool or None
+        Pooling of the presynaptic maps before the weights (forward), or unpooling after them
+        (``transposed``).
+    transposed : bool
+        The term is the adjoint of a spatial forward projection.
+    maps : (C, H, W) or None
+        The unpooled maps the pooling works on (forward: ``pre``'s; transposed: ``post``'s).
+    conv_maps : (C, H, W) or None
+        The maps the convolution reads (forward) or writes (transposed): ``maps`` after pooling.
+    route : str or None
+        Population whose rate chose the maxima of a transposed max pooling.
     """
 
     projection: str
@@ -101,22 +121,52 @@ class Term:
     gain: str | None
     gain_value: Any
     live: bool
+    conv: Any = None
+    pool: Any = None
+    transposed: bool = False
+    maps: tuple | None = None
+    conv_maps: tuple | None = None
+    route: str | None = None
+
+    @property
+    def spatial(self) -> bool:
+        """True for a convolution or a pooled term: no compiled form on the fused backends yet."""
+        return self.conv is not None or self.pool is not None
 
     @property
     def live_gain(self) -> bool:
         """True when the gain is read from a computed population at every evaluation."""
         return self.gain is not None and self.gain_value is None
 
-    def product(self, s):
-        """``s @ W.T`` for a presynaptic signal ``s`` (B, n_pre), in the kind's own arithmetic."""
+    def product(self, s, route=None):
+        """The term (without its gain) for a presynaptic signal ``s`` (B, n_pre), in the kind's own arithmetic.
+
+        ``route`` (B, n_post) is the rate of :attr:`route` for a transposed max pooling.
+        """
+        if self.pool is not None and not self.transposed:
+            s = spatial.pool(s, self.maps, self.pool)
         if self.kind is TermKind.ONE_TO_ONE:
-            return s * self.weights
-        if self.kind is TermKind.TRANSPOSED:
-            return s @ self.weights
-        return s @ self.weights.T
+            out = s * self.weights
+        elif self.kind is TermKind.TRANSPOSED:
+            out = s @ self.weights
+        elif self.kind is TermKind.CONV:
+            out = spatial.conv2d(s, self.weights, self.conv_maps, self.conv)
+        elif self.kind is TermKind.CONV_TRANSPOSED:
+            out = spatial.conv2d_transpose(s, self.weights, self.conv_maps, self.conv)
+        else:
+            out = s @ self.weights.T
+        if self.pool is not None and self.transposed:
+            out = spatial.unpool(out, self.maps, self.pool, route)
+        return out
 
     def describe(self) -> str:
-        text = f"{self.kind.value} {self.projection}: {_signal_text(self.signal, self.pre)}"
+        sig = _signal_text(self.signal, self.pre)
+        op = {TermKind.CONV: f"K ⋆ {sig}", TermKind.CONV_TRANSPOSED: f"Kᵀ ⋆ {sig}"}.get(self.kind, f"{sig} @ Wᵀ")
+        text = f"{self.kind.value} {self.projection}: {op}"
+        if self.pool is not None:
+            routed = f" (route {self.route})" if self.route else ""
+            text += (f" then {self.pool.kind}-unpool {self.pool.size}{routed}" if self.transposed
+                     else f" after {self.pool.kind}pool {self.pool.size}")
         if self.gain is not None:
             text = f"f'({self.gain}) ⊙ " + text + (" [gain held]" if self.gain_value is not None else "")
         return text
@@ -330,6 +380,8 @@ class PhaseProgram:
         folded: dict[str, list] = {}
         for name in list(instantaneous) + list(integrated):
             const = biases.get(name)
+            if const is not None:
+                const = circuit.population(name).expand_bias(const)
             if name in inputs:
                 const = inputs[name] if const is None else const + inputs[name]
             live, hoisted = [], []
@@ -340,8 +392,16 @@ class PhaseProgram:
                 gain_value = None
                 if proj.gain is not None and proj.gain not in computed:
                     gain_value = view.signal(proj.gain, "df")
-                if proj.pre in computed or (proj.gain is not None and proj.gain in computed):
+                if proj.pre in computed or (proj.gain is not None and proj.gain in computed) or proj.route in computed:
                     live.append((proj, w, gain_value))
+                elif proj.spatial:  # frozen maps: convolve once for the whole phase
+                    folded_term = _spatial_term(circuit, proj, w, gain_value, live=False)
+                    route = view.signal(proj.route, "r") if proj.route is not None else None
+                    value = folded_term.product(view.signal(proj.pre, proj.signal), route)
+                    if gain_value is not None:
+                        value = value * gain_value
+                    const = value if const is None else const + value
+                    hoisted.append(folded_term)
                 else:  # presynaptic side frozen: the term is constant for the whole phase
                     term = view.signal(proj.pre, proj.signal) @ w.T
                     if gain_value is not None:
@@ -353,7 +413,8 @@ class PhaseProgram:
             constants[name] = const
             folded[name] = hoisted
 
-        square = [w for live in raw.values() for _, w, _ in live if w.ndim == 2 and w.shape[0] == w.shape[1]]
+        square = [w for live in raw.values() for proj, w, _ in live
+                  if not proj.spatial and w.ndim == 2 and w.shape[0] == w.shape[1]]
         found = (diagonals or (lambda mats: one_to_one_diagonals(mats, xp)))(square)
         diagonal = {id(w): d for w, d in zip(square, found)}
 
@@ -363,7 +424,16 @@ class PhaseProgram:
         for name, live in raw.items():
             out = []
             for proj, w, gain_value in live:
-                d = diagonal.get(id(w))
+                d = None if proj.spatial else diagonal.get(id(w))
+                if proj.spatial:
+                    out.append(_spatial_term(circuit, proj, w, gain_value, live=True))
+                    if proj.pre in computed and proj.signal != "u":
+                        (need_rate if proj.signal == "r" else need_slope).add(proj.pre)
+                    if proj.gain is not None and gain_value is None:
+                        need_slope.add(proj.gain)
+                    if proj.route in computed:
+                        need_rate.add(proj.route)
+                    continue
                 if d is not None:
                     kind, stored = TermKind.ONE_TO_ONE, d
                 elif _c_contiguous(w):
@@ -426,5 +496,19 @@ def _term(proj, w, gain_value, kind: TermKind, stored, *, live: bool) -> Term:
                 gain=proj.gain, gain_value=gain_value, live=live)
 
 
+def _spatial_term(circuit, proj, w, gain_value, *, live: bool) -> Term:
+    """The term of a convolution, a pooled dense projection or their adjoint."""
+    fwd_in = circuit.population(proj.post if proj.transposed else proj.pre)
+    maps = fwd_in.shape
+    conv_maps = maps if proj.pool is None else spatial.pool_output_shape(maps, proj.pool)
+    if proj.conv is not None:
+        kind = TermKind.CONV_TRANSPOSED if proj.transposed else TermKind.CONV
+    else:
+        kind = TermKind.TRANSPOSED if proj.transposed else TermKind.DENSE
+    return Term(projection=proj.name, pre=proj.pre, signal=Signal(proj.signal), kind=kind, weights=w, matrix=w,
+                gain=proj.gain, gain_value=gain_value, live=live, conv=proj.conv, pool=proj.pool,
+                transposed=proj.transposed, maps=tuple(maps), conv_maps=tuple(conv_maps), route=proj.route)
+
+
 def _signal_text(signal: Signal, pre: str) -> str:
-    return {Signal.STATE: pre, Signal.RATE: f"f({pre})", Signal.SLOPE: f"f'({pre})"}[signal] + " @ Wᵀ"
+    return {Signal.STATE: pre, Signal.RATE: f"f({pre})", Signal.SLOPE: f"f'({pre})"}[signal]

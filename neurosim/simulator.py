@@ -300,7 +300,8 @@ class Simulator(TrainingLoop, Evaluation):
         deltas = {}
         for name, rule in phase.rules.items():
             proj = self.circuit.projection(name)
-            deltas[name] = rule.delta(SynapseView(self.circuit, view, proj.pre, proj.post, weights=self.weights[name]))
+            deltas[name] = rule.delta(SynapseView(self.circuit, view, proj.pre, proj.post, weights=self.weights[name],
+                                                  projection=proj))
         bias_deltas = {name: rule.delta(SynapseView(self.circuit, view, None, name))
                        for name, rule in phase.bias_rules.items()}
         return deltas, bias_deltas

@@ -220,6 +220,8 @@ def _fused_parts(rt, program: PhaseProgram, circuit, y: dict, batch: int) -> dic
     diagonal signals) may only hold frozen values, instantaneous populations or the population's
     own buffers; any other live source is folded into ``acc`` before the first update of the step.
     """
+    if any(t.spatial for _, t in program.terms()):
+        return None  # convolutions and pooling: the integrator's array code (no fused kernel yet)
     codes = {}
     for pop in program.computed:
         act = compiled(pop.activation)
@@ -394,17 +396,22 @@ def relax_on_device(rt, field, phase, y0: dict, t0_ms: float, *, sample_populati
         status=outcome, residual=float(residuals[steps - 1].max()),
         residuals=residuals, residual_populations=names, sample_t_ms=[t0_ms + k * dt for k, _ in kept],
         samples={p: [np.array(values[p]) for _, values in kept] for p in sampled},
-        message=_path(rt, integ, parts, fusable),
+        message=_path(rt, integ, parts, fusable, program),
     )
 
 
-def _path(rt, integ, parts: dict | None, fusable: bool) -> str:
+def _path(rt, integ, parts: dict | None, fusable: bool, program: PhaseProgram) -> str:
     """What ran a phase, for the phase's ``RelaxResult.message``."""
     if parts is not None:
         n_diag = sum(p.diagonal for p in parts.values())
         return f"fused {integ.name} kernels, matrix products on {rt.name}" + (
             f", {n_diag} diagonal projection(s) element-wise" if n_diag else "")
-    why = f"integrator {integ.name!r} has no fused kernel" if not fusable else "an activation has no fused kernel"
+    if not fusable:
+        why = f"integrator {integ.name!r} has no fused kernel"
+    elif any(t.spatial for _, t in program.terms()):
+        why = "convolutions and pooling have no fused kernel yet"
+    else:
+        why = "an activation has no fused kernel"
     return f"device loop with the integrator's array code ({why})"
 
 

@@ -188,6 +188,10 @@ def build_plan(field: PhaseField, phase: Phase, y0: dict, dtype: np.dtype, scrat
     program = field.program
     if program.integrator not in _INTEGRATORS:
         raise Unsupported(f"integrator {program.integrator!r} is not fused (euler and exponential_euler are)")
+    spatial = [t.projection for _, t in program.terms() if t.spatial]
+    if spatial:
+        raise Unsupported(f"projections {spatial} are convolutions or pooled; the fused kernel has no spatial "
+                          f"terms yet")
     bsz = program.batch_size
     if bsz is None:
         raise Unsupported("no population state gives the batch size")

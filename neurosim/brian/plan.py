@@ -157,6 +157,12 @@ class PhasePlan:
         Brian2 keeps frozen populations as constant variables, so the terms the program folded
         into constant drives are listed with the live ones, in the circuit's order.
         """
+        spatial = [t.projection for pop in program.computed for t in pop.folded + pop.terms if t.spatial]
+        if spatial:
+            raise NotImplementedError(
+                f"phase {program.phase!r}: projections {spatial} are convolutions or pooled; the Brian2 bridge builds "
+                f"dense and one-to-one projections only. Check such circuits on the numpy or numba backend."
+            )
         integrated = tuple(p.name for p in program.integrated)
         instantaneous = tuple(p.name for p in program.instantaneous)
         computed = set(integrated) | set(instantaneous)
