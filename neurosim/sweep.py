@@ -253,10 +253,19 @@ def plan_runs(scenario_config: Mapping[str, Any], grid: Mapping[str, Sequence[st
 
 
 # --------------------------------------------------------------------------- one run (in a worker)
+def _mkstemp(folder: Path, name: str) -> tuple[int, str]:
+    """A temporary file next to ``folder/name``, with the permissions of an ordinary new file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return fd, tmp
+
+
 def _write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON to ``path`` atomically: a temporary file in the same folder, fsync, rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _mkstemp(path.parent, path.name)
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(obj, fh, indent=1, sort_keys=False)
@@ -643,7 +652,7 @@ def write_results(states: Sequence[Mapping[str, Any]], grid_keys: Sequence[str],
     frame = results_frame(states, grid_keys)
     for fname, text in (("results.csv", frame.to_csv(index=False)),
                         ("summary.md", summary_markdown(frame, grid_keys, title=out_dir.name))):
-        fd, tmp = tempfile.mkstemp(prefix=f".{fname}.", dir=out_dir)
+        fd, tmp = _mkstemp(out_dir, fname)
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(tmp, out_dir / fname)
