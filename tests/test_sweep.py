@@ -51,6 +51,8 @@ def test_four_runs_on_a_local_cluster_write_traces_results_and_summary(swept, tm
     assert {"test_loss", "wall_s", "task_wall_s", "trace"} <= set(frame.columns)
     assert frame["lr"].tolist() == [0.05, 0.05, 0.1, 0.1] and frame["seed"].tolist() == [0, 1, 0, 1]
     assert (frame["status"] == "ok").all() and frame["error"].isna().all()
+    # threads pinned in the workers: OMP_NUM_THREADS=1 in their environment, one BLAS thread in the run
+    assert frame["omp_num_threads"].tolist() == [1] * 4 and frame["blas_threads"].tolist() == [1] * 4
     # every trace is complete and carries the run's configuration
     for row in frame.itertuples():
         with load_trace(out / row.trace) as tf:

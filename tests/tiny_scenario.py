@@ -37,7 +37,11 @@ def run(config: dict) -> dict:
                             monitors=[ns.StateMonitor("x1", "u", batch=[0]), ns.ConvergenceMonitor()],
                             scenario="tiny", config=config)
     print("done", config["lr"], config["seed"])
-    return {"test_loss": history["test_loss"][-1], "wall_s": time.perf_counter() - t0}
+    from threadpoolctl import threadpool_info
+
+    return {"test_loss": history["test_loss"][-1], "wall_s": time.perf_counter() - t0,
+            "omp_num_threads": int(os.environ.get("OMP_NUM_THREADS", "0")),  # how the sweep pinned threads
+            "blas_threads": max([p["num_threads"] for p in threadpool_info()], default=0)}
 
 
 if __name__ == "__main__":
