@@ -153,3 +153,15 @@ def test_parsing_and_planning_errors_name_the_option():
         plan_runs(config, {"width": ["1"]}, [0], {}, "/tmp/d")
     with pytest.raises(SweepError, match="both as --grid and --set"):
         plan_runs(config, {"lr": ["1"]}, [0], {"lr": "2"}, "/tmp/d")
+
+
+def test_runs_on_an_existing_scheduler(tmp_path):
+    import distributed
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+        lines: list[str] = []
+        result = run_sweep(TINY, {"lr": ["0.05"]}, [2], tmp_path / "ext", scheduler=cluster.scheduler_address,
+                           log=lines.append)
+    assert result.scheduler == cluster.scheduler_address and result.failed == []
+    assert any(f"dask scheduler {cluster.scheduler_address} (existing cluster)" in line for line in lines)
+    assert pd.read_csv(tmp_path / "ext" / "results.csv")["seed"].tolist() == [2]
