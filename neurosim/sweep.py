@@ -183,7 +183,7 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, (bool, int, str)) or obj is None:
         return obj
     if isinstance(obj, float):
-        return obj if math.isfinite(obj) else str(obj)
+        return obj if math.isfinite(obj) else None  # strict JSON; NaN in results.csv
     if hasattr(obj, "tolist"):  # numpy scalar or array
         return _jsonable(obj.tolist())
     return str(obj)
@@ -323,7 +323,7 @@ def execute_run(scenario: str, name: str, grid: dict[str, str], seed: int, confi
     log_path.parent.mkdir(parents=True, exist_ok=True)
     state: dict[str, Any] = {
         "name": name, "grid": dict(grid), "seed": int(seed), "status": "failed", "error": "", "traceback": "",
-        "metrics": {}, "task_wall_s": float("nan"), "trace": str(config.get("out", "")),
+        "metrics": {}, "task_wall_s": None, "trace": str(config.get("out", "")),
         "config": _jsonable(config), "host": platform.node(), "pid": os.getpid(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "finished": "",
     }
@@ -412,9 +412,16 @@ def _load_state(path: Path) -> dict[str, Any] | None:
         return None  # missing, or unreadable: run it again
 
 
+def _same_config(stored: Any, config: Mapping[str, Any]) -> bool:
+    """Whether a finished run's stored configuration is this run's (``out`` aside: DIR may have moved)."""
+    if not isinstance(stored, dict):
+        return False
+    return {k: v for k, v in stored.items() if k != "out"} == {k: v for k, v in _jsonable(config).items() if k != "out"}
+
+
 def _failed_state(run: SweepRun, error: str) -> dict[str, Any]:
     return {"name": run.name, "grid": dict(run.grid), "seed": run.seed, "status": "failed", "error": error,
-            "traceback": "", "metrics": {}, "task_wall_s": float("nan"), "trace": str(run.config["out"]),
+            "traceback": "", "metrics": {}, "task_wall_s": None, "trace": str(run.config["out"]),
             "config": _jsonable(run.config), "host": "", "pid": None, "started": "",
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
@@ -535,12 +542,13 @@ def run_sweep(scenario: str | Path, grid: Mapping[str, Sequence[str]] | None = N
         todo: list[SweepRun] = []
         for run in runs:
             old = _load_state(out_dir / "runs" / f"{run.name}.json")
-            if old and old.get("status") == "ok" and old.get("config") == _jsonable(run.config):
+            if old and old.get("status") == "ok" and _same_config(old.get("config"), run.config):
                 states[run.name] = old
             else:
                 todo.append(run)
         skipped = [r.name for r in runs if r.name in states]
-        log(f"sweep {scenario.name}: {len(runs)} runs ({len(runs) // len(seeds)} grid cells x {len(seeds)} seeds) into {out_dir}; {len(skipped)} finished before, {len(todo)} to run")
+        log(f"sweep {scenario.name}: {len(runs)} runs ({len(runs) // len(seeds)} grid cells x {len(seeds)} seeds) "
+            f"into {out_dir}; {len(skipped)} finished before, {len(todo)} to run")
         sched_addr = dashboard = ""
         done = 0
 
@@ -551,7 +559,8 @@ def run_sweep(scenario: str | Path, grid: Mapping[str, Sequence[str]] | None = N
             metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                 for k, v in state["metrics"].items() if isinstance(v, (int, float)))
             what = metrics if state["status"] == "ok" else f"FAILED: {state['error']}"
-            log(f"[{done}/{len(todo)}] {state['name']}: {what} ({state['task_wall_s']:.1f} s)")
+            took = state["task_wall_s"]
+            log(f"[{done}/{len(todo)}] {state['name']}: {what}" + (f" ({took:.1f} s)" if took is not None else ""))
 
         if todo and scheduler == "synchronous":
             for run in todo:

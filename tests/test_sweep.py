@@ -165,3 +165,20 @@ def test_runs_on_an_existing_scheduler(tmp_path):
     assert result.scheduler == cluster.scheduler_address and result.failed == []
     assert any(f"dask scheduler {cluster.scheduler_address} (existing cluster)" in line for line in lines)
     assert pd.read_csv(tmp_path / "ext" / "results.csv")["seed"].tolist() == [2]
+
+
+def test_a_dying_worker_is_recorded_as_a_failed_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINY_SCENARIO_EXIT_LR", "0.1")  # inherited by the worker processes
+    monkeypatch.setenv("DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES", "0")  # no retries, for a short test
+    import dask
+
+    dask.config.refresh()
+    try:
+        result = run_sweep(TINY, {"lr": ["0.05", "0.1"]}, [0], tmp_path / "dies", workers=2, log=lambda s: None)
+    finally:
+        monkeypatch.delenv("DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES")
+        dask.config.refresh()
+    assert result.failed == ["lr=0.1__seed=0"]
+    frame = pd.read_csv(tmp_path / "dies" / "results.csv")
+    assert frame["status"].tolist() == ["ok", "failed"]
+    assert frame.loc[1, "error"].startswith("KilledWorker")

@@ -2,7 +2,8 @@
 
 Backprop as dynamics on a 5-7-3 teacher-student problem; ``run()`` returns metrics like the
 quickstart's. ``fail_lr`` makes runs with that learning rate raise, to test failure handling; the environment
-variable ``TINY_SCENARIO_HANG_LR`` makes runs with that learning rate hang, to test a killed sweep.
+variable ``TINY_SCENARIO_HANG_LR`` makes runs with that learning rate hang, to test a killed sweep,
+and ``TINY_SCENARIO_EXIT_LR`` makes them kill their process, to test a dying worker.
 """
 import os
 import time
@@ -25,6 +26,8 @@ CONFIG = {
 def run(config: dict) -> dict:
     if config["lr"] == config["fail_lr"]:
         raise RuntimeError(f"lr={config['lr']} is the learning rate this test scenario refuses")
+    if os.environ.get("TINY_SCENARIO_EXIT_LR") == str(config["lr"]):
+        os._exit(3)  # the worker process dies
     if os.environ.get("TINY_SCENARIO_HANG_LR") == str(config["lr"]):
         time.sleep(120)  # stands for a long run, killed by the test
     t0 = time.perf_counter()
