@@ -9,7 +9,9 @@ worker). Each mode writes into a fresh folder, so nothing is skipped. The two mo
 ``--repeats`` times so that load from other processes hits both; prints the wall times, the
 ratio sequential / parallel of the medians (ideal: the number of workers), the mean wall time
 of one run in each mode (it grows in parallel when other processes hold the cores), the load
-average, and checks that both modes produced the same test accuracies.
+average, the machine's parallel capacity measured before and after (:func:`machine_capacity`: the
+ceiling for the speed-up on a shared machine), and checks that both modes produced the same test
+accuracies.
 
 Run: ``python bench/bench_sweep.py [--epochs 3] [--repeats 1] [--workers 2]``
 """
@@ -26,6 +28,35 @@ from pathlib import Path
 from neurosim.sweep import run_sweep
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "scenarios" / "quickstart.py"
+
+
+def _spin(n: int) -> int:
+    x = 0
+    for i in range(n):
+        x = (x + i * i) % 1000003
+    return x
+
+
+def machine_capacity(workers: int, n: int = 3_000_000) -> float:
+    """How many times more pure-Python work ``workers`` processes get done than one, right now.
+
+    The same CPU-bound loop runs ``workers`` times one after the other, then in ``workers``
+    processes at once; the ratio of the two wall times is the parallel capacity the machine
+    offers at this moment (``workers`` on an idle machine with that many cores, less when other
+    processes hold them): the ceiling for the sweep's speed-up.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_spin, [1000] * workers))  # start the processes first
+        t0 = time.perf_counter()
+        for _ in range(workers):
+            _spin(n)
+        serial = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        list(pool.map(_spin, [n] * workers))
+        parallel = time.perf_counter() - t0
+    return serial / parallel
 
 
 def one(mode: str, root: Path, epochs: int, workers: int) -> tuple[float, list[float], float]:
@@ -51,6 +82,8 @@ def main() -> None:
     times: dict[str, list[float]] = {"sequential": [], "parallel": []}
     accs: dict[str, list[float]] = {}
     load = []
+    capacity = [machine_capacity(args.workers)]
+    print(f"machine capacity now: {args.workers} processes do {capacity[-1]:.2f}x the work of one", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
         for _ in range(args.repeats):
             for mode in ("sequential", "parallel"):
@@ -60,11 +93,13 @@ def main() -> None:
                 accs[mode] = acc
                 print(f"{mode:<10} 8 quickstart runs ({args.epochs} epochs each): {wall:7.1f} s "
                       f"(mean {per_run:.1f} s per run; 1-min load average before: {load[-1]:.1f})", flush=True)
+    capacity.append(machine_capacity(args.workers))
     seq, par = statistics.median(times["sequential"]), statistics.median(times["parallel"])
     same = accs["sequential"] == accs["parallel"]
     print(f"\nsequential {seq:.1f} s, {args.workers} workers {par:.1f} s: speed-up {seq / par:.2f}x "
           f"(ideal {args.workers}x); cores {os.cpu_count()}, 1-min load average during the runs "
-          f"{min(load):.1f}-{max(load):.1f}; test accuracies identical in both modes: {same}")
+          f"{min(load):.1f}-{max(load):.1f}; machine capacity for {args.workers} processes before/after: "
+          f"{capacity[0]:.2f}x/{capacity[1]:.2f}x; test accuracies identical in both modes: {same}")
 
 
 if __name__ == "__main__":
