@@ -112,7 +112,7 @@ def test_page_shows_plots_and_follows_a_run_while_it_writes(tmp_path):
             page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0", timeout=60_000)
             page.get_by_text("waiting for").first.wait_for(timeout=30_000)  # opened before the run starts
 
-            writer = subprocess.Popen([sys.executable, str(WRITER), str(trace), "0.4"], stdout=subprocess.PIPE,
+            writer = subprocess.Popen([sys.executable, str(WRITER), str(trace), "0.6"], stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True)
 
             def n_trials() -> int:
