@@ -1,4 +1,4 @@
-"""The ``neurosim`` command line: run | inspect | plot | circuits | check."""
+"""The ``neurosim`` command line: run | inspect | plot | circuits | check | sweep | export | view."""
 from __future__ import annotations
 
 import argparse
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.add_argument("--dump", metavar="FILE.npz", help="write weights, feedback, inputs, targets and updates")
     c.add_argument("--against", choices=("brian2",), help="also run the circuit's phases in Brian2 and compare")
+    _add_scaleout_commands(sub)
     return p
 
 
@@ -130,6 +131,70 @@ def _dispatch(args: argparse.Namespace) -> int:
 
             np.savez(args.dump, **report.arrays)
         print(json.dumps(report.as_dict(), indent=1) if args.json else report.table())
+        return 0
+    if args.command in _SCALEOUT_COMMANDS:
+        return _dispatch_scaleout(args)
+    raise AssertionError(args.command)
+
+
+# ---------------------------------------------------------------------- sweep | export | view
+_SCALEOUT_COMMANDS = ("sweep", "export", "view")
+
+
+def _add_scaleout_commands(sub) -> None:
+    """Subcommands beyond one run: ``sweep`` (Dask), ``export`` (NWB), ``view`` (live page)."""
+    s = sub.add_parser("sweep", help="run a scenario over a grid of settings x seeds as Dask tasks (resumable)")
+    s.add_argument("scenario", help="path to a scenario .py file")
+    s.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="a setting and its values; repeat for more keys (the grid is their product)")
+    s.add_argument("--seeds", default="0", help="seeds run for every grid cell, e.g. 0,1,2 or 0-9 (default 0)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="setting for every run")
+    s.add_argument("--out", required=True, metavar="DIR", help="folder for traces, results.csv and summary.md")
+    s.add_argument("--scheduler", metavar="ADDRESS",
+                   help="existing Dask scheduler (tcp://host:8786); 'synchronous' runs in this process without Dask; "
+                        "default: a local cluster")
+    s.add_argument("--workers", type=int, help="worker processes of the local cluster (default: available cores)")
+    s.add_argument("--force", action="store_true", help="run into a DIR that holds a sweep with another definition")
+
+    e = sub.add_parser("export", help="convert a trace to another format (NWB)")
+    e.add_argument("file", help="the trace (.h5)")
+    e.add_argument("--nwb", required=True, metavar="OUT.nwb", help="NWB file to write")
+    e.add_argument("--overwrite", action="store_true", help="replace OUT.nwb if it exists")
+
+    v = sub.add_parser("view", help="serve a live page that follows a trace while it is written")
+    v.add_argument("file", help="the trace (.h5), which may not exist yet")
+    v.add_argument("--port", type=int, default=5006, help="local port (default 5006; 0 picks a free one)")
+    v.add_argument("--refresh-ms", type=int, default=1000, help="refresh period of the page, ms (default 1000)")
+    v.add_argument("--show", action="store_true", help="also open the page in the default browser")
+
+
+def _dispatch_scaleout(args: argparse.Namespace) -> int:
+    if args.command == "sweep":
+        from .scenario import parse_set
+        from .sweep import parse_grid, parse_seeds, run_sweep
+
+        result = run_sweep(args.scenario, parse_grid(args.grid), parse_seeds(args.seeds), args.out,
+                           overrides=parse_set(args.set), scheduler=args.scheduler, workers=args.workers,
+                           force=args.force)
+        if result.failed:
+            print(f"neurosim sweep: {len(result.failed)} run(s) failed (see {result.results_csv} and the logs in "
+                  f"{result.out_dir / 'logs'}); rerun the same command to retry them", file=sys.stderr)
+            return 1
+        return 0
+    if args.command == "export":
+        from .export_nwb import export_nwb
+
+        try:
+            out = export_nwb(args.file, args.nwb, overwrite=args.overwrite)
+        except FileExistsError as err:
+            print(f"neurosim export: error: {err}", file=sys.stderr)
+            return 2
+        print(f"wrote {out}")
+        return 0
+    if args.command == "view":
+        from .view import serve
+
+        serve(args.file, port=args.port, refresh_ms=args.refresh_ms, show=args.show)
         return 0
     raise AssertionError(args.command)
 

@@ -19,7 +19,7 @@ import numpy as np
 from .layout import TraceLayout
 from .writer import FORMAT, FORMAT_VERSION, PHASE_COLUMNS
 
-__all__ = ["load_trace", "TraceFile", "PhaseTable"]
+__all__ = ["load_trace", "TraceFile", "PhaseTable", "MetricsView"]
 
 _STRING_COLUMNS = ("phase", "status")
 
@@ -48,6 +48,80 @@ def _format_table(headers: list[str], rows: list[list[str]], left: set[int] = fr
         return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def _require(module: str, extra: str = "analysis"):
+    """Import an optional dependency, or fail naming the extra that installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(
+            f"this needs {module!r}, which is not installed ({err}); install the extra: "
+            f'pip install "neurosim[{extra}]"'
+        ) from None
+
+
+class MetricsView:
+    """What ``TraceFile.metrics`` is: call it for the dict, or convert it to pandas.
+
+    ``tf.metrics()`` returns name -> ``(epochs, values)`` as always;
+    ``tf.metrics.to_pandas()`` the same as a table.
+    """
+
+    def __init__(self, read: Any) -> None:
+        self._read = read
+
+    def __call__(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return self._read()
+
+    def __repr__(self) -> str:
+        return f"MetricsView({', '.join(self._read())})"
+
+    def to_pandas(self, wide: bool = False):
+        """The metrics as a :class:`pandas.DataFrame` (needs the extra ``neurosim[analysis]``).
+
+        Parameters
+        ----------
+        wide
+            ``False``: long form, one row per logged value with columns ``epoch``, ``name``,
+            ``value`` (in logging order). ``True``: one row per epoch (index ``epoch``), one
+            column per metric name (NaN where a metric was not logged that epoch).
+
+        Returns
+        -------
+        pandas.DataFrame
+
+        Raises
+        ------
+        ValueError
+            ``wide=True`` while a metric was logged more than once in one epoch (use the long form).
+        """
+        pd = _require("pandas")
+        parts = [pd.DataFrame({"epoch": e, "name": name, "value": v}) for name, (e, v) in self._read().items()]
+        long = (pd.concat(parts, ignore_index=True) if parts else
+                pd.DataFrame({"epoch": np.zeros(0, np.int64), "name": np.zeros(0, str), "value": np.zeros(0)}))
+        if not wide:
+            return long
+        if long.duplicated(["epoch", "name"]).any():
+            dup = long[long.duplicated(["epoch", "name"])].iloc[0]
+            raise ValueError(f"metric {dup['name']!r} was logged more than once in epoch {dup['epoch']}; "
+                             "wide=True needs one value per (epoch, metric): use to_pandas() (long form)")
+        wide_frame = long.pivot(index="epoch", columns="name", values="value")
+        wide_frame.columns.name = None
+        return wide_frame[list(dict.fromkeys(long["name"]))]
+
+
+class _MetricsDescriptor:
+    """Makes ``TraceFile.metrics`` a :class:`MetricsView` (still callable as a method)."""
+
+    def __init__(self, func: Any) -> None:
+        self._func = func
+        self.__doc__ = func.__doc__
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        return self if obj is None else MetricsView(self._func.__get__(obj, owner))
 
 
 class PhaseTable:
@@ -100,6 +174,26 @@ class PhaseTable:
         """Rows as dicts of Python scalars."""
         cols = {k: v.tolist() for k, v in self._columns.items()}
         return [{k: cols[k][i] for k in cols} for i in range(self._n)]
+
+    def to_pandas(self):
+        """The phase log as a :class:`pandas.DataFrame` (needs the extra ``neurosim[analysis]``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per executed phase, index ``row`` (the phase-log row that
+            ``/traces/<pop>/phase_row`` refers to), the columns of :attr:`columns`: ``trial``,
+            ``epoch``, ``batch``, ``phase`` (categorical, in schedule order), ``start_ms``,
+            ``end_ms`` (ms, from the start of the trial), ``steps``, ``converged``, ``residual``,
+            ``wall_s`` (s), ``status``.
+        """
+        pd = _require("pandas")
+        frame = pd.DataFrame(self._columns)
+        frame.index.name = "row"
+        if "phase" in frame:
+            names = list(self.phase_names) + [p for p in dict.fromkeys(frame["phase"]) if p not in self.phase_names]
+            frame["phase"] = pd.Categorical(frame["phase"], categories=names)
+        return frame
 
     def summary(self, tail: int = 10) -> str:
         """Human-readable summary of phase timing and convergence.
@@ -400,6 +494,7 @@ class TraceFile:
         base = f"/weights/{projection}"
         return self._read(base + "/time_ms"), self._read(base + "/epoch"), self._read(base + "/values")
 
+    @_MetricsDescriptor
     def metrics(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Metrics per name, in order of first appearance.
 
@@ -418,6 +513,73 @@ class TraceFile:
             m = name == key
             out[key.decode("utf-8")] = (epoch[m], value[m])
         return out
+
+
+    # ------------------------------------------------------------------ analysis (pandas / xarray)
+    def to_xarray(self, population: str, variable: str, *, dense: bool = True, decimals: int = 9):
+        """One recorded state stream as an :class:`xarray.DataArray` (extra ``neurosim[analysis]``).
+
+        Parameters
+        ----------
+        population, variable
+            The stream, e.g. ``("x1", "r")``; see :meth:`streams`.
+        dense
+            ``True``: dims ``("trial", "time_ms", "batch", "unit")``, every trial on the union of
+            the sample times (ms from the start of the trial), NaN where a trial has no sample
+            at that time (e.g. a phase that converged earlier). ``False``: the samples as stored,
+            dims ``("sample", "batch", "unit")``.
+        decimals
+            Sample times are rounded to this many decimals (of a ms) before they are matched
+            across trials.
+
+        Returns
+        -------
+        xarray.DataArray
+            Named ``"<population>/<variable>"``, attributes ``units``, ``population``,
+            ``variable``. Coordinates: ``trial``, ``time_ms`` (attribute ``units="ms"``),
+            ``batch`` (the recorded indices within the simulated batch), ``unit`` (the recorded
+            unit indices); per trial ``epoch`` and ``minibatch`` (index of the batch within its
+            epoch); ``phase`` (the phase each sample belongs to; ``""`` where there is none) on
+            ``("trial", "time_ms")``. With ``dense=False``: ``time_ms``, ``trial``, ``epoch``,
+            ``phase`` and ``phase_row`` on ``sample``.
+
+        Raises
+        ------
+        ValueError
+            Unknown stream, or (``dense=True``) two samples of one trial at the same time.
+        """
+        xr = _require("xarray")
+        stream = self.layout.stream(population, variable)
+        t_ms, rows, values = self.state(population, variable)
+        phases = self.phases
+        keep = rows < len(phases)  # samples whose phase row is committed
+        t_ms, rows, values = t_ms[keep], rows[keep], values[keep]
+        trial, epoch, names = phases["trial"][rows], phases["epoch"][rows], phases["phase"][rows]
+        attrs = {"units": stream.units, "population": population, "variable": variable}
+        dims3 = {"batch": list(stream.batch_indices), "unit": list(stream.unit_indices)}
+        if not dense:
+            coords = {"time_ms": ("sample", t_ms, {"units": "ms"}), "trial": ("sample", trial),
+                      "epoch": ("sample", epoch), "phase": ("sample", names), "phase_row": ("sample", rows), **dims3}
+            return xr.DataArray(values, dims=("sample", "batch", "unit"), coords=coords,
+                                name=f"{population}/{variable}", attrs=attrs)
+        trials, ti = np.unique(trial, return_inverse=True)
+        times, si = np.unique(np.round(t_ms, decimals), return_inverse=True)
+        if len(rows) and np.unique(ti * len(times) + si).size != len(rows):
+            raise ValueError(
+                f"stream {population}/{variable} has two samples of one trial at the same time_ms; the dense "
+                "(trial, time_ms) form cannot hold both: use to_xarray(..., dense=False)"
+            )
+        data = np.full((len(trials), len(times)) + values.shape[1:], np.nan,
+                       dtype=np.result_type(values.dtype, np.float32))
+        data[ti, si] = values
+        phase_grid = np.full((len(trials), len(times)), "", dtype=object)
+        phase_grid[ti, si] = names
+        first = np.unique(ti, return_index=True)[1]  # first sample of each trial
+        coords = {"trial": trials, "time_ms": ("time_ms", times, {"units": "ms"}), **dims3,
+                  "epoch": ("trial", epoch[first]), "minibatch": ("trial", phases["batch"][rows][first]),
+                  "phase": (("trial", "time_ms"), phase_grid.astype(str))}
+        return xr.DataArray(data, dims=("trial", "time_ms", "batch", "unit"), coords=coords,
+                            name=f"{population}/{variable}", attrs=attrs)
 
 
 def load_trace(path: str | Path) -> TraceFile:
