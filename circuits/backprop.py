@@ -19,7 +19,7 @@ import numpy as np
 from neurosim.dale import EISplit
 from neurosim.model import Circuit, Projection, Tied
 
-from . import _feedback, _mlp
+from . import _conv, _feedback, _mlp
 
 NAME = "backprop"
 SUMMARY = "backprop as dynamics: error compartments with feedback B = Wᵀ (exact reference)"
@@ -27,9 +27,10 @@ SUMMARY = "backprop as dynamics: error compartments with feedback B = Wᵀ (exac
 __all__ = ["NAME", "SUMMARY", "build", "schedule"]
 
 
-def build(sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", *, seed: int = 0,
+def build(sizes: Sequence[int] | None, activation: str = "tanh", loss: str = "mse", *, seed: int = 0,
           tau_ms: float = 10.0, tau_error_ms: float | None = None, dale: EISplit | None = None,
-          weight_scale: float = 1.0) -> Circuit:
+          weight_scale: float = 1.0, layers: str | None = None, input_shape: Sequence[int] | str | None = None
+          ) -> Circuit:
     """Build the dynamic backprop circuit.
 
     Parameters
@@ -45,7 +46,19 @@ def build(sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", *, 
         Time constants of the forward and error populations in ms.
     dale : EISplit, optional
         Excitatory/inhibitory hidden populations with sign-constrained forward weights.
+    layers, input_shape : str and (C, H, W), optional
+        A convolutional network (:mod:`circuits._conv`), e.g. ``layers=_conv.LENET5``,
+        ``input_shape=(1, 28, 28)``; ``sizes`` may then be None. The feedback of a conv layer is
+        the transposed convolution with ``W`` (and the adjoint of its pooling).
     """
+    net = _conv.conv_net(layers, input_shape, sizes)
+    if net is not None:
+        spec, weights, pops, projs = _conv.layered(net, activation, loss, tau_ms, tau_error_ms, dale,
+                                                   np.random.default_rng(seed), weight_scale)
+        projs += [_conv.feedback_projection(net, f"B{l}", l, Tied(f"W{l}", "identity"))
+                  for l in range(2, spec.depth + 1)]
+        return Circuit(pops, projs, name=NAME, meta={"sizes": list(spec.sizes), "activation": activation,
+                                                     "loss": loss, "seed": seed, "dale": None, **_conv.meta_of(net)})
     spec = _mlp.layer_spec(sizes, activation, loss, tau_ms, tau_error_ms, dale)
     rng = np.random.default_rng(seed)
     weights, biases = _mlp.init_layers(spec, rng, weight_scale)

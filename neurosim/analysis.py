@@ -14,7 +14,7 @@ import numpy as np
 from .activations import get_activation
 from .losses import get_loss
 
-__all__ = ["ForwardPass", "forward", "backprop_reference", "angle_deg", "relative_error"]
+__all__ = ["ForwardPass", "forward", "backprop_reference", "convnet_backprop_reference", "angle_deg", "relative_error"]
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,100 @@ def relative_error(estimate: np.ndarray, reference: np.ndarray) -> float:
     den = np.linalg.norm(reference)
     num = np.linalg.norm(np.asarray(estimate) - np.asarray(reference))
     return float(num / den) if den > 0 else float(num)
+
+
+def convnet_backprop_reference(layers: Sequence[dict], input_shape: Sequence[int], weights: Sequence[np.ndarray],
+                               biases: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, activation: str,
+                               loss: str) -> tuple[list, list]:
+    """Backprop's updates ``(dW, db)`` of a convolutional network, for learning rate 1, loss summed over the batch.
+
+    Written from the definitions with numpy's sliding windows, independently of
+    :mod:`neurosim.spatial`: convolution as cross-correlation with stride and zero padding, ``k × k``
+    pooling with stride ``k`` (max: the gradient goes to the first maximum of each window), the
+    activation after every weight layer but the last, flattening in C order before dense layers.
+
+    Parameters
+    ----------
+    layers : sequence of dict
+        Forward order: ``{"kind": "conv", "stride", "padding"}``, ``{"kind": "maxpool"|"avgpool", "size"}``,
+        ``{"kind": "dense"}`` (the ``layers`` entry of a check dump).
+    input_shape : (C, H, W)
+    weights : kernels ``(C_out, C_in, kh, kw)`` and dense ``(n_out, n_in)`` in forward order
+    biases : ``(C_out,)`` per conv layer, ``(n_out,)`` per dense layer
+    x : (B, C·H·W) or (B, C, H, W); y : (B, n_out)
+
+    Returns
+    -------
+    dW, db : lists over weight layers of ``-∂L/∂W_l`` and ``-∂L/∂b_l``
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    act = get_activation(activation)
+    h = np.asarray(x, dtype=float).reshape((len(x),) + tuple(int(v) for v in input_shape))
+    tape = []  # per item: what the backward pass needs
+    weight_items = [i for i, item in enumerate(layers) if item["kind"] in ("conv", "dense")]
+    last = weight_items[-1]
+    w_iter = iter(zip(weights, biases))
+    for i, item in enumerate(layers):
+        kind = item["kind"]
+        if kind in ("maxpool", "avgpool"):
+            k = int(item["size"])
+            b_, c, hh, ww = h.shape
+            ho, wo = hh // k, ww // k
+            win = h[:, :, :ho * k, :wo * k].reshape(b_, c, ho, k, wo, k).transpose(0, 1, 2, 4, 3, 5)
+            win = win.reshape(b_, c, ho, wo, k * k)
+            tape.append((kind, k, h.shape, win.argmax(axis=-1)))
+            h = win.max(axis=-1) if kind == "maxpool" else win.mean(axis=-1)
+            continue
+        w, b = next(w_iter)
+        if kind == "conv":
+            s, p = int(item["stride"]), int(item["padding"])
+            hp = np.pad(h, ((0, 0), (0, 0), (p, p), (p, p)))
+            cols = sliding_window_view(hp, w.shape[2:], axis=(2, 3))[:, :, ::s, ::s]  # (B, C, Ho, Wo, kh, kw)
+            a = np.einsum("bchwij,ocij->bohw", cols, w) + b[None, :, None, None]
+            tape.append(("conv", s, p, h, cols, w))
+        else:
+            flat = h.reshape(len(h), -1)
+            a = flat @ w.T + b
+            tape.append(("dense", h.shape, flat, w))
+        tape[-1] = tape[-1] + (a,)
+        h = a if i == last else act.f(a)
+    e = get_loss(loss).output_error(h.reshape(len(h), -1), y).reshape(h.shape)  # -dL/da of the last layer
+    dW, db = [], []
+    for i in range(len(layers) - 1, -1, -1):
+        entry = tape[i]
+        kind = entry[0]
+        if kind in ("maxpool", "avgpool"):  # e: -dL/d(pool output) -> -dL/d(pool input)
+            _, k, shape, arg = entry
+            b_, c, hh, ww = shape
+            ho, wo = hh // k, ww // k
+            if kind == "avgpool":
+                win = np.repeat(e[..., None], k * k, axis=-1) / (k * k)
+            else:
+                win = (np.arange(k * k) == arg[..., None]) * e[..., None]
+            e_in = np.zeros(shape)
+            e_in[:, :, :ho * k, :wo * k] = win.reshape(b_, c, ho, wo, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(
+                b_, c, ho * k, wo * k)
+        elif kind == "conv":  # e: -dL/da
+            _, s, p, h_in, cols, w, a = entry
+            dW.append(np.einsum("bohw,bchwij->ocij", e, cols))
+            db.append(e.sum(axis=(0, 2, 3)))
+            grad = np.zeros((h_in.shape[0], h_in.shape[1], h_in.shape[2] + 2 * p, h_in.shape[3] + 2 * p))
+            ho, wo = e.shape[2:]
+            for oi in range(ho):
+                for oj in range(wo):
+                    grad[:, :, oi * s:oi * s + w.shape[2], oj * s:oj * s + w.shape[3]] += np.einsum(
+                        "bo,ocij->bcij", e[:, :, oi, oj], w)
+            e_in = grad[:, :, p:p + h_in.shape[2], p:p + h_in.shape[3]]
+        else:
+            _, shape, flat, w, a = entry
+            e2 = e.reshape(len(e), -1)
+            dW.append(e2.T @ flat)
+            db.append(e2.sum(axis=0))
+            e_in = (e2 @ w).reshape(shape)
+        if i > 0 and tape[i - 1][0] in ("conv", "dense"):  # the input was f(a) of the layer below
+            a_below = tape[i - 1][-1]
+            e = act.df(a_below) * e_in.reshape(a_below.shape)
+        else:
+            e = e_in
+    return dW[::-1], db[::-1]
