@@ -193,7 +193,8 @@ def parse_layers(text: str, input_shape: str | Sequence[int]) -> ConvNet:
     return ConvNet(parse_input(input_shape), ",".join(items), tuple(layers))
 
 
-def conv_net(layers: str | None, input_shape: str | Sequence[int] | None, sizes: Sequence[int] | None) -> ConvNet | None:
+def conv_net(layers: str | None, input_shape: str | Sequence[int] | None,
+             sizes: Sequence[int] | None) -> ConvNet | None:
     """The parsed network when ``layers`` is given (``sizes``, if given too, must agree), else None."""
     if layers is None:
         if input_shape is not None:

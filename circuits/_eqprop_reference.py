@@ -173,7 +173,7 @@ def free_fixed_point(x: np.ndarray, weights: Sequence[np.ndarray], biases: Seque
         if max(float(np.abs(gi).max()) for gi in g) <= 1e-3:
             break
         states = [s - 0.5 * gi for s, gi in zip(states, g)]
-    for _ in range(1, max_iterations + 1):
+    for it in range(1, max_iterations + 1):  # noqa: B007  (the count is returned)
         g = np.concatenate(energy_gradient(states, x, weights, biases, activation), axis=1)
         scale = max(1.0, max(float(np.abs(s).max()) for s in states))
         if float(np.abs(g).max()) <= tol * scale:

@@ -140,13 +140,12 @@ def export_nwb(trace: str | Path, out: str | Path, *, overwrite: bool = False) -
         source_script="neurosim export " + Path(trace).name,
         source_script_file_name=Path(trace).name,
     )
+    populations = ", ".join(p.get("name", "?") for p in circuit.get("populations", []) if isinstance(p, dict))
     nwb.subject = pynwb.file.Subject(  # a simulated network: no species; "born" when the run started
         subject_id=f"neurosim-{scenario or 'run'}-seed{attrs.get('seed')}",
         sex="O",
         date_of_birth=nwb.session_start_time,
-        description=(f"a simulated network (neurosim circuit with populations "
-                     f"{', '.join(p.get('name', '?') for p in circuit.get('populations', []) if isinstance(p, dict))}); "
-                     "no animal"),
+        description=f"a simulated network (neurosim circuit with populations {populations}); no animal",
     )
 
     # phases and trials ---------------------------------------------------------------------

@@ -136,7 +136,8 @@ def parse_seeds(text: str | Sequence[int]) -> list[int]:
             try:
                 seeds.extend(range(int(m[1]), int(m[2]) + 1) if m else [int(part)])
             except ValueError:
-                raise SweepError(f"--seeds {text!r} must be comma-separated integers or a range, e.g. 0,1,2 or 0-9") from None
+                raise SweepError(f"--seeds {text!r} must be comma-separated integers or a range, "
+                                 f"e.g. 0,1,2 or 0-9") from None
     else:
         seeds = [int(s) for s in text]
     if not seeds or min(seeds) < 0:

@@ -176,7 +176,8 @@ def make_app(path: str | Path, refresh_ms: int = 1000):
                 if state["tf"] is not None:
                     state["tf"].close()
                 state["tf"] = None
-                status.text = f"waiting for {path} ({type(err).__name__}: {str(err)[:120]}); {time.strftime('%H:%M:%S')}"
+                status.text = (f"waiting for {path} ({type(err).__name__}: {str(err)[:120]}); "
+                               f"{time.strftime('%H:%M:%S')}")
                 return
             if tf.n_commits == state["commits"]:
                 return

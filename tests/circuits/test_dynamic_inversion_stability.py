@@ -3,6 +3,7 @@
 Oracle: eigenvalues of the dense loop matrix M = [[-I, B], [W, -αI]]/τ built here with np.block,
 and the growth of explicit Euler iterated on it.
 """
+import dataclasses
 import re
 
 import numpy as np
@@ -89,11 +90,20 @@ def test_unstable_loop_during_training_is_refused_or_repaired_and_counted(tmp_pa
     for repair in (False, True):
         circuit = di.build([6, 12, 4], "tanh", "mse", seed=1)
         sched = di.schedule(circuit, lr=0.0, repair_during_training=repair)
+        w = circuit.projection("W2").weights
+
+        def destabilise(sim, done=[]):  # noqa: B006  (once per simulator run)
+            # as if the first update had made the loop unstable (positive feedback, WB = WWᵀ > 0):
+            # the guard, the next hook after this update, must catch it before another phase runs
+            if not done:
+                sim.weights["B2"] = sim.backend.asarray(w.T)
+                done.append(True)
+
+        learn = next(p for p in sched.phases if isinstance(p, ns.Learn))
+        phases = [dataclasses.replace(p, after=(destabilise,) + tuple(p.after)) if p is learn else p
+                  for p in sched.phases]
+        sched = ns.Schedule(circuit, phases, readout=sched.readout, loss=sched.loss)
         sim = ns.Simulator(circuit, sched, backend="numpy")
-        w = sim.effective_weights("W2")
-        # as if an update had made the loop unstable (positive feedback, WB = WWᵀ > 0): the check
-        # after the next update must catch it
-        sim.weights["B2"] = sim.backend.asarray(w.T)
         if not repair:
             with pytest.raises(ns.StabilityError, match="spectral abscissa"):
                 sim.train(data.train, epochs=1, batch_size=4)
