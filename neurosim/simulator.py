@@ -267,7 +267,8 @@ class Simulator(TrainingLoop, Evaluation):
             self._record(rec, records, trace)
             raise SimulationError(
                 f"trial {self.trial} (epoch {epoch}, batch {batch_index}), phase {phase.name!r}: population "
-                f"{err.population!r} diverged (NaN, Inf or beyond the divergence bound) at t={err.time_ms:g} ms, step {err.step}. "
+                f"{err.population!r} diverged (NaN, Inf or beyond the divergence bound) at t={err.time_ms:g} ms, "
+                f"step {err.step}. "
                 f"Reduce dt_ms or the learning rate, or check the loop's stability; every earlier trial is in "
                 f"the trace."
             ) from err
