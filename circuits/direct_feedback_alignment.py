@@ -21,7 +21,7 @@ import numpy as np
 from neurosim.dale import EISplit
 from neurosim.model import Circuit, Tied
 
-from . import _feedback, _mlp
+from . import _conv, _feedback, _mlp
 
 NAME = "direct_feedback_alignment"
 SUMMARY = "direct feedback alignment: each hidden error driven by the output error via fixed random D (Nøkland 2016)"
@@ -33,7 +33,8 @@ __all__ = ["NAME", "SUMMARY", "FEEDBACK", "build", "schedule"]
 def build(sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", *, seed: int = 0,
           tau_ms: float = 10.0, tau_error_ms: float | None = None, dale: EISplit | float | None = None,
           weight_scale: float = 1.0, weight_init: str = "uniform", feedback: str = "uniform",
-          feedback_scale: float = 1.0) -> Circuit:
+          feedback_scale: float = 1.0, layers: str | None = None,
+          input_shape: Sequence[int] | str | None = None) -> Circuit:
     """Build the direct-feedback-alignment circuit.
 
     Parameters
@@ -54,8 +55,26 @@ def build(sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", *, 
         Fixed random ``D_l``, or ``D_1 = W_2^T`` tied (only with one hidden layer).
     feedback_scale : float
         Multiplies ``s = 1/sqrt(d_l)``.
+    layers, input_shape : str and (C, H, W), optional
+        A convolutional network (:mod:`circuits._conv`); ``sizes`` may then be None. ``D_l``
+        projects the output error densely into every unit of every map of layer ``l``.
     """
     _feedback.check_choice("feedback", feedback, FEEDBACK)
+    net = _conv.conv_net(layers, input_shape, sizes)
+    if net is not None:
+        if feedback == "transpose":
+            raise ValueError("feedback='transpose' is for dense networks with one hidden layer; use 'uniform' or "
+                             "'gaussian' with layers=...")
+        rng = np.random.default_rng(seed)
+        spec, weights, pops, projs = _conv.layered(net, activation, loss, tau_ms, tau_error_ms,
+                                                   _feedback.as_split(dale), rng, weight_scale, weight_init)
+        L = spec.depth
+        for l in range(1, L):
+            d = _feedback.random_feedback(feedback, (spec.sizes[l], spec.sizes[L]), spec.sizes[l], rng, feedback_scale)
+            projs.append(_feedback.feedback_projection(f"D{l}", L, l, d))
+        meta = _feedback.layered_meta(spec, seed, feedback=feedback, feedback_scale=feedback_scale,
+                                      weight_init=weight_init, **_conv.meta_of(net))
+        return Circuit(pops, projs, name=NAME, meta=meta)
     spec = _mlp.layer_spec(sizes, activation, loss, tau_ms, tau_error_ms, _feedback.as_split(dale))
     L = spec.depth
     if feedback == "transpose" and L != 2:

@@ -20,7 +20,7 @@ import numpy as np
 from neurosim.dale import EISplit
 from neurosim.model import Circuit, Tied
 
-from . import _feedback, _mlp
+from . import _conv, _feedback, _mlp
 
 NAME = "feedback_alignment"
 SUMMARY = "feedback alignment: error compartments with fixed random feedback B (Lillicrap 2016)"
@@ -32,7 +32,8 @@ __all__ = ["NAME", "SUMMARY", "FEEDBACK", "build", "schedule"]
 def build(sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", *, seed: int = 0,
           tau_ms: float = 10.0, tau_error_ms: float | None = None, dale: EISplit | float | None = None,
           weight_scale: float = 1.0, weight_init: str = "uniform", feedback: str = "uniform",
-          feedback_scale: float = 1.0) -> Circuit:
+          feedback_scale: float = 1.0, layers: str | None = None,
+          input_shape: Sequence[int] | str | None = None) -> Circuit:
     """Build the feedback-alignment circuit.
 
     Parameters
@@ -58,8 +59,30 @@ def build(sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", *, 
         tied (backprop).
     feedback_scale : float
         Multiplies the scale ``s = 1/sqrt(d_{l-1})`` of the random feedback.
+    layers, input_shape : str and (C, H, W), optional
+        A convolutional network (:mod:`circuits._conv`), e.g. ``layers=_conv.LENET5``,
+        ``input_shape=(1, 28, 28)``; ``sizes`` may then be None. Feedback of conv layers is
+        kernel-shaped (its transposed convolution then the adjoint of the pooling), with the
+        fan-in of the kernel (``C_in·k·k``) in its scale.
     """
     _feedback.check_choice("feedback", feedback, FEEDBACK)
+    net = _conv.conv_net(layers, input_shape, sizes)
+    if net is not None:
+        rng = np.random.default_rng(seed)
+        spec, weights, pops, projs = _conv.layered(net, activation, loss, tau_ms, tau_error_ms,
+                                                   _feedback.as_split(dale), rng, weight_scale, weight_init)
+        for l in range(2, spec.depth + 1):
+            layer = net.layers[l - 1]
+            if feedback == "transpose":
+                b = Tied(f"W{l}", "identity")
+            elif feedback == "signed_init":
+                b = feedback_scale / np.sqrt(layer.fan_in) * np.sign(weights[l - 1])
+            else:
+                b = _feedback.random_feedback(feedback, layer.weight_shape, layer.fan_in, rng, feedback_scale)
+            projs.append(_conv.feedback_projection(net, f"B{l}", l, b))
+        meta = _feedback.layered_meta(spec, seed, feedback=feedback, feedback_scale=feedback_scale,
+                                      weight_init=weight_init, **_conv.meta_of(net))
+        return Circuit(pops, projs, name=NAME, meta=meta)
     spec = _mlp.layer_spec(sizes, activation, loss, tau_ms, tau_error_ms, _feedback.as_split(dale))
     rng = np.random.default_rng(seed)
     weights, biases = _mlp.init_layers(spec, rng, weight_scale, weight_init)

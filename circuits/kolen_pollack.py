@@ -26,7 +26,7 @@ from neurosim.model import Circuit
 from neurosim.plasticity import SGD, OuterProduct
 from neurosim.schedule import Converged, Schedule
 
-from . import _feedback, _mlp
+from . import _conv, _feedback, _mlp
 
 NAME = "kolen_pollack"
 SUMMARY = "Kolen–Pollack: plastic feedback B learns the transposed local update plus decay (Akrout 2019)"
@@ -38,7 +38,8 @@ __all__ = ["NAME", "SUMMARY", "FEEDBACK", "build", "schedule", "feedback_rules"]
 def build(sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", *, seed: int = 0,
           tau_ms: float = 10.0, tau_error_ms: float | None = None, dale: EISplit | float | None = None,
           weight_scale: float = 1.0, weight_init: str = "uniform", feedback: str = "uniform",
-          feedback_scale: float = 1.0) -> Circuit:
+          feedback_scale: float = 1.0, layers: str | None = None,
+          input_shape: Sequence[int] | str | None = None) -> Circuit:
     """Build the Kolen–Pollack circuit.
 
     Parameters
@@ -60,8 +61,26 @@ def build(sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", *, 
         Initial ``B``: random like FA's, or a copy of ``W(0)^T``.
     feedback_scale : float
         Multiplies ``s = 1/sqrt(d_{l-1})`` of the random initial feedback.
+    layers, input_shape : str and (C, H, W), optional
+        A convolutional network (:mod:`circuits._conv`), e.g. ``layers=_conv.LENET5``,
+        ``input_shape=(1, 28, 28)``; ``sizes`` may then be None. Feedback of conv layers is
+        kernel-shaped (its transposed convolution then the adjoint of the pooling), with the
+        fan-in of the kernel (``C_in·k·k``) in its scale.
     """
     _feedback.check_choice("feedback", feedback, FEEDBACK)
+    net = _conv.conv_net(layers, input_shape, sizes)
+    if net is not None:  # one plastic kernel per layer, learning by the same kernel-shaped product as W
+        rng = np.random.default_rng(seed)
+        spec, weights, pops, projs = _conv.layered(net, activation, loss, tau_ms, tau_error_ms,
+                                                   _feedback.as_split(dale), rng, weight_scale, weight_init)
+        for l in range(2, spec.depth + 1):
+            layer = net.layers[l - 1]
+            b = (weights[l - 1].copy() if feedback == "transpose" else
+                 _feedback.random_feedback(feedback, layer.weight_shape, layer.fan_in, rng, feedback_scale))
+            projs.append(_conv.feedback_projection(net, f"B{l}", l, b, plastic=True))
+        meta = _feedback.layered_meta(spec, seed, feedback=feedback, feedback_scale=feedback_scale,
+                                      weight_init=weight_init, **_conv.meta_of(net))
+        return Circuit(pops, projs, name=NAME, meta=meta)
     spec = _mlp.layer_spec(sizes, activation, loss, tau_ms, tau_error_ms, _feedback.as_split(dale))
     rng = np.random.default_rng(seed)
     weights, biases = _mlp.init_layers(spec, rng, weight_scale, weight_init)

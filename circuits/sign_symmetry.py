@@ -25,7 +25,7 @@ import numpy as np
 from neurosim.dale import EISplit
 from neurosim.model import Circuit, Tied
 
-from . import _feedback, _mlp
+from . import _conv, _feedback, _mlp
 
 NAME = "sign_symmetry"
 SUMMARY = "sign symmetry: feedback B = s·sign(W)ᵀ from the current W, constant or random magnitude (Xiao 2018)"
@@ -38,7 +38,8 @@ __all__ = ["NAME", "SUMMARY", "FEEDBACK", "MAGNITUDES", "build", "schedule"]
 def build(sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", *, seed: int = 0,
           tau_ms: float = 10.0, tau_error_ms: float | None = None, dale: EISplit | float | None = None,
           weight_scale: float = 1.0, weight_init: str = "uniform", feedback: str = "sign",
-          magnitude: str = "constant", feedback_scale: float = 1.0) -> Circuit:
+          magnitude: str = "constant", feedback_scale: float = 1.0, layers: str | None = None,
+          input_shape: Sequence[int] | str | None = None) -> Circuit:
     """Build the sign-symmetry circuit.
 
     Parameters
@@ -63,9 +64,34 @@ def build(sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", *, 
         See the module docstring.
     feedback_scale : float
         Multiplies ``s = 1/sqrt(d_{l-1})`` (constant and random magnitudes).
+    layers, input_shape : str and (C, H, W), optional
+        A convolutional network (:mod:`circuits._conv`), e.g. ``layers=_conv.LENET5``,
+        ``input_shape=(1, 28, 28)``; ``sizes`` may then be None. Feedback of conv layers is
+        kernel-shaped (its transposed convolution then the adjoint of the pooling), with the
+        fan-in of the kernel (``C_in·k·k``) in its scale.
     """
     _feedback.check_choice("feedback", feedback, FEEDBACK)
     _feedback.check_choice("magnitude", magnitude, MAGNITUDES)
+    net = _conv.conv_net(layers, input_shape, sizes)
+    if net is not None:  # Xiao et al. 2018: uSF (constant), frSF (random magnitude) on conv kernels
+        rng = np.random.default_rng(seed)
+        spec, weights, pops, projs = _conv.layered(net, activation, loss, tau_ms, tau_error_ms,
+                                                   _feedback.as_split(dale), rng, weight_scale, weight_init)
+        for l in range(2, spec.depth + 1):
+            layer = net.layers[l - 1]
+            if feedback == "transpose":
+                b = Tied(f"W{l}", "identity")
+            elif magnitude == "constant":
+                b = Tied(f"W{l}", "sign", scale=feedback_scale / np.sqrt(layer.fan_in))
+            elif magnitude == "random":
+                r = _feedback.random_feedback("uniform", layer.weight_shape, layer.fan_in, rng, feedback_scale)
+                b = Tied(f"W{l}", "sign", magnitude=np.abs(r))
+            else:
+                b = Tied(f"W{l}", "sign", magnitude=np.abs(weights[l - 1]))
+            projs.append(_conv.feedback_projection(net, f"B{l}", l, b))
+        meta = _feedback.layered_meta(spec, seed, feedback=feedback, magnitude=magnitude,
+                                      feedback_scale=feedback_scale, weight_init=weight_init, **_conv.meta_of(net))
+        return Circuit(pops, projs, name=NAME, meta=meta)
     spec = _mlp.layer_spec(sizes, activation, loss, tau_ms, tau_error_ms, _feedback.as_split(dale))
     rng = np.random.default_rng(seed)
     weights, biases = _mlp.init_layers(spec, rng, weight_scale, weight_init)
