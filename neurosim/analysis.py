@@ -87,7 +87,7 @@ def relative_error(estimate: np.ndarray, reference: np.ndarray) -> float:
 
 def convnet_backprop_reference(layers: Sequence[dict], input_shape: Sequence[int], weights: Sequence[np.ndarray],
                                biases: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, activation: str,
-                               loss: str) -> tuple[list, list]:
+                               loss: str, feedback: Sequence[np.ndarray | None] | None = None) -> tuple[list, list]:
     """Backprop's updates ``(dW, db)`` of a convolutional network, for learning rate 1, loss summed over the batch.
 
     Written from the definitions with numpy's sliding windows, independently of
@@ -104,6 +104,10 @@ def convnet_backprop_reference(layers: Sequence[dict], input_shape: Sequence[int
     weights : kernels ``(C_out, C_in, kh, kw)`` and dense ``(n_out, n_in)`` in forward order
     biases : ``(C_out,)`` per conv layer, ``(n_out,)`` per dense layer
     x : (B, C·H·W) or (B, C, H, W); y : (B, n_out)
+    feedback : sequence of arrays or None, optional
+        Per weight layer, the matrix the backward pass uses in place of ``W_l`` (same shape), e.g.
+        the fixed random kernels of feedback alignment: the updates the circuit's dumped feedback
+        predicts. ``None`` entries (or no list) use ``W_l``: backprop.
 
     Returns
     -------
@@ -116,7 +120,9 @@ def convnet_backprop_reference(layers: Sequence[dict], input_shape: Sequence[int
     tape = []  # per item: what the backward pass needs
     weight_items = [i for i, item in enumerate(layers) if item["kind"] in ("conv", "dense")]
     last = weight_items[-1]
-    w_iter = iter(zip(weights, biases))
+    feedback = list(feedback) if feedback is not None else [None] * len(weights)
+    backward = [w if f is None else np.asarray(f, dtype=float) for w, f in zip(weights, feedback)]
+    w_iter = iter(zip(weights, biases, backward))
     for i, item in enumerate(layers):
         kind = item["kind"]
         if kind in ("maxpool", "avgpool"):
@@ -128,17 +134,17 @@ def convnet_backprop_reference(layers: Sequence[dict], input_shape: Sequence[int
             tape.append((kind, k, h.shape, win.argmax(axis=-1)))
             h = win.max(axis=-1) if kind == "maxpool" else win.mean(axis=-1)
             continue
-        w, b = next(w_iter)
+        w, b, w_back = next(w_iter)
         if kind == "conv":
             s, p = int(item["stride"]), int(item["padding"])
             hp = np.pad(h, ((0, 0), (0, 0), (p, p), (p, p)))
             cols = sliding_window_view(hp, w.shape[2:], axis=(2, 3))[:, :, ::s, ::s]  # (B, C, Ho, Wo, kh, kw)
             a = np.einsum("bchwij,ocij->bohw", cols, w) + b[None, :, None, None]
-            tape.append(("conv", s, p, h, cols, w))
+            tape.append(("conv", s, p, h, cols, w_back))
         else:
             flat = h.reshape(len(h), -1)
             a = flat @ w.T + b
-            tape.append(("dense", h.shape, flat, w))
+            tape.append(("dense", h.shape, flat, w_back))
         tape[-1] = tape[-1] + (a,)
         h = a if i == last else act.f(a)
     e = get_loss(loss).output_error(h.reshape(len(h), -1), y).reshape(h.shape)  # -dL/da of the last layer

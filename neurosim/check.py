@@ -9,12 +9,13 @@ updates of the circuit module's ``check_reference`` hook where it defines one
 from __future__ import annotations
 
 import inspect
+import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .analysis import angle_deg, backprop_reference, relative_error
+from .analysis import angle_deg, backprop_reference, convnet_backprop_reference, relative_error
 from .simulator import Simulator
 
 __all__ = ["CheckReport", "run_check", "split_options", "random_batch", "layer_parameters"]
@@ -95,7 +96,8 @@ def random_batch(sizes: Sequence[int], batch: int, loss: str,
 
 def run_check(circuit_name: str, *, sizes: Sequence[int] = (20, 30, 10), activation: str = "tanh", loss: str = "mse",
               batch: int = 16, seed: int = 0, dtype: str = "float64", backend: str = "numpy",
-              options: Mapping[str, Any] | None = None, comparisons: bool = True) -> CheckReport:
+              options: Mapping[str, Any] | None = None, comparisons: bool = True, layers: str | None = None,
+              input_shape: Sequence[int] | str | None = None) -> CheckReport:
     """Run one trial of ``circuit_name`` and compare its updates with backprop or the circuit's ``check_reference``.
 
     Parameters
@@ -103,6 +105,12 @@ def run_check(circuit_name: str, *, sizes: Sequence[int] = (20, 30, 10), activat
     comparisons : bool
         Add the circuit module's ``check_comparisons(report, options)`` results (where it defines
         the hook) to ``report.comparisons``; False runs the bare check (what the hook itself calls).
+    layers, input_shape : str and (C, H, W), optional
+        A convolutional network (``"conv:6:5:pad=2,maxpool:2,...,dense:10"`` on ``C,H,W`` input
+        maps, see ``circuits._conv``) instead of ``sizes``; the reference is then backprop through
+        the convolutional network (:func:`neurosim.analysis.convnet_backprop_reference`), and
+        the dump holds ``x`` as ``(N, C, H, W)``, kernels ``(out, in, kh, kw)``, the feedback ``B{l}``
+        in ``W{l}``'s shape and ``layers`` (the forward-order layer list, JSON).
 
     Returns
     -------
@@ -117,6 +125,17 @@ def run_check(circuit_name: str, *, sizes: Sequence[int] = (20, 30, 10), activat
         raise ValueError(f"batch={batch!r} must be >= 1")
     module = circuits.get(circuit_name)
     build_opts, sched_opts = split_options(module, options or {})
+    net = None
+    if layers is not None or input_shape is not None:
+        from neurosim.circuits import _conv
+
+        if "layers" not in inspect.signature(module.build).parameters:
+            raise ValueError(f"circuit {circuit_name!r} has no convolutional form (its build takes no layers=); "
+                             f"circuits with one: backprop, feedback_alignment, direct_feedback_alignment, "
+                             f"sign_symmetry, kolen_pollack")
+        net = _conv.conv_net(layers, input_shape, None)
+        sizes = net.sizes
+        build_opts = {**build_opts, "layers": net.text, "input_shape": net.input_shape}
     circuit = module.build(list(sizes), activation, loss, seed=seed, **build_opts)
     sched = module.schedule(circuit, **sched_opts)
     sim = Simulator(circuit, sched, backend=backend, dtype=dtype, seed=seed)
@@ -143,6 +162,9 @@ def run_check(circuit_name: str, *, sizes: Sequence[int] = (20, 30, 10), activat
         ref_all, ref_b = reference(circuit, sched, before, before_biases, x, y)
         ref_dW = [np.asarray(ref_all[w], dtype=np.float64) for w, _ in params]
         ref_db = [np.asarray(ref_b[b], dtype=np.float64) for _, b in params]
+    elif net is not None:
+        ref_dW, ref_db = convnet_backprop_reference(json.loads(net.describe_json()), net.input_shape, weights, biases,
+                                                    x, y, activation, loss)
     elif extra:  # skip connections: backprop through every feedforward projection
         from .alignment import layered_backprop
 
@@ -151,10 +173,21 @@ def run_check(circuit_name: str, *, sizes: Sequence[int] = (20, 30, 10), activat
         ref_db = [ref_b[f"x{l}"] for l in range(1, L + 1)]
     else:
         ref_dW, ref_db = backprop_reference(weights, biases, x, y, activation, loss)
-    report = CheckReport(circuit_name, {"sizes": ",".join(map(str, sizes)), "activation": activation, "loss": loss,
+    if net is not None:
+        arrays["x"] = x.reshape((len(x),) + tuple(net.input_shape))
+        arrays["layers"] = np.array(net.describe_json())
+        for l in range(2, L + 1):  # the feedback in W{l}'s (forward) shape
+            if f"B{l}" in arrays and arrays[f"B{l}"].shape != weights[l - 1].shape:
+                arrays[f"B{l}"] = arrays[f"B{l}"].T
+    settings = {"sizes": ",".join(map(str, sizes))}
+    if net is not None:
+        settings = {"input": ",".join(map(str, net.input_shape)), "layers": net.text}
+    report = CheckReport(circuit_name, {**settings, "activation": activation, "loss": loss,
                                         "batch": batch, "seed": seed, "dtype": dtype, "backend": sim.backend.name,
                                         **{k: v for k, v in (options or {}).items()}},
-                         reference=f"{module.NAME}.check_reference" if reference is not None else CheckReport.reference)
+                         reference=(f"{module.NAME}.check_reference" if reference is not None else
+                                    "backprop through the conv net (algebraic)" if net is not None
+                                    else CheckReport.reference))
     for l in range(1, L + 1):
         w_name, b_name = params[l - 1]
         dW = np.asarray(result.updates.get(w_name, np.zeros_like(weights[l - 1])), dtype=np.float64)
