@@ -236,7 +236,7 @@ def layered(net: ConvNet, activation: str, loss: str, tau_ms, tau_error_ms, dale
 
 def meta_of(net: ConvNet) -> dict[str, Any]:
     """What a convolutional circuit adds to its ``meta`` (read back by :func:`net_of`)."""
-    return {"layers": net.text, "input_shape": list(net.input_shape)}
+    return {"layers": net.text, "input_shape": list(net.input_shape), "layer_list": json.loads(net.describe_json())}
 
 
 def net_of(circuit) -> ConvNet | None:

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .activations import get_activation
-from .analysis import angle_deg
+from .analysis import angle_deg, convnet_backprop_reference
 from .dynamics import effective_weights
 from .losses import get_loss
 from .model import Circuit
@@ -172,6 +172,8 @@ def alignment_metrics(sim, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     weights = sim.host_weights()
     biases = sim.host_biases()
     result = sim.run_trial({"x": x, "y": y}, learn=True, apply_updates=False)
+    if circuit.meta.get("layer_list"):
+        return _conv_alignment(circuit, weights, biases, result, x, y)
     ref, _ = layered_backprop(circuit, weights, biases, x, y)
     out: dict[str, float] = {}
     for name, bp in ref.items():
@@ -187,6 +189,31 @@ def alignment_metrics(sim, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
             mirror = mirror @ np.asarray(effective_weights(circuit, weights, name), dtype=float).T
         b = np.asarray(effective_weights(circuit, weights, fb), dtype=float)
         out[f"angle/{path[0]}/B_vs_Wt"] = angle_deg(b, mirror)
+    return out
+
+
+def _conv_alignment(circuit: Circuit, weights: Mapping[str, Any], biases: Mapping[str, Any], result, x: np.ndarray,
+                    y: np.ndarray) -> dict[str, float]:
+    """:func:`alignment_metrics` of a convolutional layered circuit (``meta["layer_list"]``).
+
+    Backprop through the convolutional network is the reference; ``B_l`` (kernel-shaped, or a
+    dense matrix) is compared with ``W_l`` in ``W_l``'s layout.
+    """
+    m = circuit.meta
+    L = len(m["sizes"]) - 1
+    W = [np.asarray(weights[f"W{l}"], dtype=float) for l in range(1, L + 1)]
+    b = [np.asarray(biases[f"x{l}"], dtype=float) for l in range(1, L + 1)]
+    dW, _ = convnet_backprop_reference(m["layer_list"], m["input_shape"], W, b, x, y, m["activation"], m["loss"])
+    out: dict[str, float] = {}
+    for l in range(1, L + 1):
+        upd = np.asarray(result.updates.get(f"W{l}", np.zeros_like(W[l - 1])), dtype=float)
+        out[f"angle/W{l}/update_vs_bp"] = angle_deg(upd, dW[l - 1])
+        nb = float(np.linalg.norm(dW[l - 1]))
+        out[f"norm_ratio/W{l}"] = float(np.linalg.norm(upd)) / nb if nb > 0 else float("nan")
+        name = f"B{l}"
+        if l > 1 and name in circuit.projection_names:
+            fb = np.asarray(effective_weights(circuit, weights, name), dtype=float)
+            out[f"angle/W{l}/B_vs_Wt"] = angle_deg(fb if fb.shape == W[l - 1].shape else fb.T, W[l - 1])
     return out
 
 

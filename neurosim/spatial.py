@@ -114,22 +114,28 @@ def _xp(a):
     return np if type(a).__module__.split(".")[0] == "numpy" else __import__(type(a).__module__.split(".")[0])
 
 
-def conv2d(s, kernel, in_shape: Shape, conv: Conv2d):
-    """``K ⋆ s``: (B, C_in·H·W) -> (B, C_out·H_out·W_out)."""
+def _patches(s, in_shape: Shape, kh: int, kw: int, conv: Conv2d, h_out: int, w_out: int):
+    """(B, H_out, W_out, C, kh, kw) view of the (padded) input windows: im2col without a copy."""
     xp = _xp(s)
-    c_out, _, kh, kw = kernel.shape
-    _, h_out, w_out = conv_output_shape(in_shape, kernel.shape, conv)
     x = s.reshape((s.shape[0],) + tuple(in_shape))
     p, st = conv.padding, conv.stride
     if p:
         x = xp.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-    out = None
-    for i in range(kh):
-        for j in range(kw):
-            patch = x[:, :, i:i + st * (h_out - 1) + 1:st, j:j + st * (w_out - 1) + 1:st]  # (B, C_in, Ho, Wo)
-            term = xp.einsum("bchw,oc->bohw", patch, kernel[:, :, i, j])
-            out = term if out is None else out + term
-    return out.reshape(s.shape[0], c_out * h_out * w_out)
+    x = xp.ascontiguousarray(x)
+    b, c, h, w = x.shape
+    sb, sc, sh, sw = x.strides
+    return xp.lib.stride_tricks.as_strided(x, (b, h_out, w_out, c, kh, kw), (sb, sh * st, sw * st, sc, sh, sw))
+
+
+def conv2d(s, kernel, in_shape: Shape, conv: Conv2d):
+    """``K ⋆ s``: (B, C_in·H·W) -> (B, C_out·H_out·W_out) (one matrix product over the windows)."""
+    xp = _xp(s)
+    c_out, c_in, kh, kw = kernel.shape
+    _, h_out, w_out = conv_output_shape(in_shape, kernel.shape, conv)
+    cols = _patches(s, in_shape, kh, kw, conv, h_out, w_out).reshape(s.shape[0] * h_out * w_out, c_in * kh * kw)
+    out = cols @ kernel.reshape(c_out, -1).T  # (B·Ho·Wo, C_out)
+    return xp.ascontiguousarray(out.reshape(s.shape[0], h_out * w_out, c_out).transpose(0, 2, 1)).reshape(
+        s.shape[0], c_out * h_out * w_out)
 
 
 def conv2d_transpose(s, kernel, in_shape: Shape, conv: Conv2d):
@@ -139,12 +145,13 @@ def conv2d_transpose(s, kernel, in_shape: Shape, conv: Conv2d):
     _, h_out, w_out = conv_output_shape(in_shape, kernel.shape, conv)
     c, h, w = in_shape
     p, st = conv.padding, conv.stride
-    y = s.reshape(s.shape[0], c_out, h_out, w_out)
+    y = s.reshape(s.shape[0], c_out, h_out * w_out).transpose(0, 2, 1)  # (B, Ho·Wo, C_out)
+    cols = (y @ kernel.reshape(c_out, -1)).reshape(s.shape[0], h_out, w_out, c_in, kh, kw)
     out = xp.zeros((s.shape[0], c, h + 2 * p, w + 2 * p), dtype=s.dtype)
     for i in range(kh):
         for j in range(kw):
-            out[:, :, i:i + st * (h_out - 1) + 1:st, j:j + st * (w_out - 1) + 1:st] += xp.einsum(
-                "bohw,oc->bchw", y, kernel[:, :, i, j])
+            out[:, :, i:i + st * (h_out - 1) + 1:st, j:j + st * (w_out - 1) + 1:st] += cols[:, :, :, :, i, j].transpose(
+                0, 3, 1, 2)
     if p:
         out = out[:, :, p:p + h, p:p + w]
     return xp.ascontiguousarray(out).reshape(s.shape[0], c * h * w)
@@ -155,20 +162,11 @@ def conv2d_weight_grad(post, pre, kernel_shape: tuple[int, int, int, int], in_sh
 
     ``post`` (B, C_out·H_out·W_out), ``pre`` (B, C_in·H·W) -> (C_out, C_in, kh, kw).
     """
-    xp = _xp(post)
     c_out, c_in, kh, kw = kernel_shape
     _, h_out, w_out = conv_output_shape(in_shape, kernel_shape, conv)
-    x = pre.reshape((pre.shape[0],) + tuple(in_shape))
-    p, st = conv.padding, conv.stride
-    if p:
-        x = xp.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-    y = post.reshape(post.shape[0], c_out, h_out, w_out)
-    out = xp.empty(kernel_shape, dtype=post.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            patch = x[:, :, i:i + st * (h_out - 1) + 1:st, j:j + st * (w_out - 1) + 1:st]
-            out[:, :, i, j] = xp.einsum("bohw,bchw->oc", y, patch)
-    return out
+    cols = _patches(pre, in_shape, kh, kw, conv, h_out, w_out).reshape(pre.shape[0] * h_out * w_out, -1)
+    y = post.reshape(post.shape[0], c_out, h_out * w_out).transpose(0, 2, 1).reshape(-1, c_out)
+    return (y.T @ cols).reshape(kernel_shape)
 
 
 def _windows(s, in_shape: Shape, k: int):
