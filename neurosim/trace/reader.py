@@ -1,23 +1,28 @@
-"""Reader of neurosim HDF5 traces (format version 1; layout documented in :mod:`neurosim.trace.writer`).
+"""Reader of neurosim HDF5 traces (format version 1; layout documented in :mod:`neurosim.trace.format`).
 
 :func:`load_trace` opens a file read-only in SWMR mode, so it works on a file another process is
 still writing. The reader shows data up to the writer's last commit (its last
 :meth:`~neurosim.trace.Trace.end_trial` or close), so it always sees whole trials;
 :meth:`TraceFile.refresh` moves that view to the newest commit. Everything is returned as plain
-numpy arrays.
+numpy arrays. A missing, truncated or damaged file raises :class:`~neurosim.trace.TraceError`
+within seconds; :meth:`TraceFile.recover` falls back to the newest commit whose data read back.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import h5py
 import numpy as np
 
+from .commits import read_commit
+from .errors import TraceError
+from .format import FORMAT, FORMAT_VERSION, PHASE_COLUMNS
+from .hdf5 import describe_error, open_for_reading
 from .layout import TraceLayout
-from .writer import FORMAT, FORMAT_VERSION, PHASE_COLUMNS
 
 __all__ = ["load_trace", "TraceFile", "PhaseTable"]
 
@@ -201,31 +206,37 @@ class TraceFile:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if not self.path.exists():
-            raise FileNotFoundError(f"trace file {str(self.path)!r} does not exist; check the path")
+        self._file = open_for_reading(self.path)
         try:
-            self._file = h5py.File(self.path, "r", libver="latest", swmr=True)
-        except OSError:
-            self._file = h5py.File(self.path, "r")  # not written by an SWMR-capable writer
-        try:
-            self._init()
+            with self._reading("reading its header"):
+                self._init()
         except BaseException:
             self._file.close()
             raise
+
+    @contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """Turn any failure of HDF5 to read the file into a one-line :class:`TraceError`."""
+        try:
+            yield
+        except TraceError:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError) as err:
+            raise TraceError(self.path, f"is damaged: {what} failed: {describe_error(err)}") from None
 
     def _init(self) -> None:
         f = self._file
         fmt = _decode_attr(f.attrs.get("format"))
         if fmt != FORMAT:
-            raise ValueError(
-                f"{str(self.path)!r} is not a neurosim trace (root attribute format={fmt!r}, expected {FORMAT!r}); "
+            raise TraceError(
+                self.path, f"is not a neurosim trace (root attribute format={fmt!r}, expected {FORMAT!r}); "
                 "it may still be in Trace.begin, or be another HDF5 file"
             )
         version = _decode_attr(f.attrs.get("format_version"))
         if version != FORMAT_VERSION:
-            raise ValueError(
-                f"{str(self.path)!r} has trace format_version={version!r}; this reader reads version "
-                f"{FORMAT_VERSION}; upgrade neurosim"
+            raise TraceError(
+                self.path, f"has trace format_version={version!r}; this reader reads version {FORMAT_VERSION}; "
+                "upgrade neurosim"
             )
         self.attrs: dict[str, Any] = {k: _decode_attr(v) for k, v in f.attrs.items()}
         for key in ("config", "layout"):
@@ -233,7 +244,6 @@ class TraceFile:
                 self.attrs[key] = json.loads(self.attrs[key])
         self.layout = TraceLayout.from_json(self.attrs["layout"])
         self.circuit: dict = json.loads(_decode_attr(f["circuit"].attrs["description"]))
-        self._columns: list[str] = _decode_attr(f["commits"].attrs["columns"])
         self.refresh()
 
     # ------------------------------------------------------------------ basics
@@ -252,27 +262,87 @@ class TraceFile:
         if self._file.id.valid:
             self._file.close()
 
-    def refresh(self) -> None:
-        """Move the view to the writer's newest commit (new trials appear)."""
+    def refresh(self, commit: int | None = None) -> None:
+        """Move the view to the writer's newest commit (new trials appear).
+
+        Parameters
+        ----------
+        commit
+            Show the data of this commit row instead (0 is the first; negative counts from the
+            end), e.g. to skip a damaged last trial.
+
+        Raises
+        ------
+        TraceError
+            If the commit table cannot be read.
+        ValueError
+            If ``commit`` is not a commit row of the file.
+        """
         f = self._file
-        commits = f["commits"]
-        if f.swmr_mode:
-            commits.refresh()
-        n = commits.shape[0]
-        self.n_commits = int(n)
-        last = commits[n - 1] if n else np.zeros(len(self._columns), dtype=np.int64)
-        self._lengths = {path: int(length) for path, length in zip(self._columns, last)}
-        if f.swmr_mode:  # after reading the commit row: every dataset is at least that long
-            for path in self._columns:
-                f[path].refresh()
+        with self._reading("reading the commit table /commits"):
+            if f.swmr_mode:
+                f["commits"].refresh()
+            n = int(f["commits"].shape[0])
+        if commit is not None and not -n <= commit < n:
+            raise ValueError(f"commit={commit} is not a commit row of {str(self.path)!r}, which has {n} commits")
+        with self._reading("reading the commit table /commits"):
+            self.n_commits, self._lengths = read_commit(f, None if commit is None else commit % n)
+            if commit is not None:
+                self.n_commits = commit % n + 1
+            if f.swmr_mode:  # after reading the commit row: every dataset is at least that long
+                for path in self._lengths:
+                    f[path].refresh()
+
+    def check(self) -> None:
+        """Read every dataset up to the current view.
+
+        Raises
+        ------
+        TraceError
+            Naming the first dataset that cannot be read back (a damaged chunk, a truncated file).
+        """
+        for path in self._lengths:
+            self._read(path)
+
+    def recover(self) -> int:
+        """Move the view to the newest commit whose data all read back (see :meth:`check`).
+
+        Returns
+        -------
+        int
+            Commits readable (the view shows the first that many); 0 when not even the first
+            commit reads back, and the view is then empty.
+        """
+        try:
+            self.check()
+            return self.n_commits
+        except TraceError:
+            pass
+        lo, hi = 0, self.n_commits - 1  # commit rows: lo..hi-1 may read back, hi does not
+        while lo < hi:
+            mid = (lo + hi) // 2
+            self.refresh(mid)
+            try:
+                self.check()
+                lo = mid + 1
+            except TraceError:
+                hi = mid
+        if lo == 0:
+            self._lengths = {path: 0 for path in self._lengths}
+            self.n_commits = 0
+        else:
+            self.refresh(lo - 1)
+        return self.n_commits
 
     def _read(self, path: str) -> np.ndarray:
-        ds = self._file[path]
-        return ds[: self._lengths.get(path, ds.shape[0])]
+        with self._reading(f"reading {path}"):
+            ds = self._file[path]
+            return ds[: self._lengths.get(path, ds.shape[0])]
 
     def _shape(self, path: str) -> tuple[int, ...]:
-        ds = self._file[path]
-        return (self._lengths.get(path, ds.shape[0]),) + ds.shape[1:]
+        with self._reading(f"reading the shape of {path}"):
+            ds = self._file[path]
+            return (self._lengths.get(path, ds.shape[0]),) + ds.shape[1:]
 
     # ------------------------------------------------------------------ contents
     @property
@@ -317,7 +387,8 @@ class TraceFile:
                     extra = f"{len(obj.attrs)} attrs"
                 entries.append([path + "/", "group", "", extra])
 
-        self._file.visititems(visit)
+        with self._reading("listing its datasets"):
+            self._file.visititems(visit)
         lines.append(_format_table(["path", "shape", "dtype", "info"], entries, left={0, 1, 2, 3}))
         return "\n".join(lines)
 
@@ -372,7 +443,7 @@ class TraceFile:
         """
         self._check_conv(phase)
         base = f"/convergence/{phase}"
-        if base + "/residual" in self._file:
+        if self.layout.convergence[phase]:
             res = self._read(base + "/residual")
         else:  # declared without populations: only the step counts are stored
             res = np.zeros((int(self._read(base + "/steps").sum()), 0))
@@ -432,5 +503,11 @@ def load_trace(path: str | Path) -> TraceFile:
     -------
     TraceFile
         Close it (or use ``with``) when done.
+
+    Raises
+    ------
+    TraceError
+        Within seconds, naming the file and the problem, when it is missing, not a trace,
+        truncated or damaged.
     """
     return TraceFile(path)
