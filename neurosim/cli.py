@@ -78,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
-    except (ValueError, KeyError, FileNotFoundError, ImportError, FloatingPointError, TraceError) as err:
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError, FloatingPointError,
+            TraceError) as err:
         print(f"neurosim {args.command}: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and closed early

@@ -28,7 +28,7 @@ SCENARIO = textwrap.dedent('''
         sim = ns.Simulator(circuit, backprop.schedule(circuit, dt_ms=2.0, lr=config["lr"]), seed=config["seed"],
                            dtype=config["dtype"])
         mon = [ns.StateMonitor("x1", "u", batch=[0]), ns.ConvergenceMonitor()]
-        with ns.Trace(config["out"]) as trace:
+        with ns.Trace(config["out"], mode="w") as trace:  # neurosim run refuses an existing --out first
             sim.begin_trace(trace, mon, scenario="cli-test", config=config)
             for epoch in range(config["epochs"]):
                 for b, (x, y) in enumerate(data.train.batches(8)):
@@ -69,6 +69,33 @@ def test_bad_input_is_reported_not_raised(scenario, tmp_path, capsys):
     assert main(["check", "backprop", "--set", "bogus=3"]) == 2
     assert "option bogus=3 is not a parameter" in capsys.readouterr().err
     assert main(["inspect", str(tmp_path / "missing.h5")]) == 2
+
+
+def test_existing_out_is_refused_unless_overwrite_and_config_checked_first(scenario, tmp_path, capsys):
+    out = tmp_path / "old.h5"
+    assert main(["run", str(scenario), "--out", str(out), "--set", "epochs=1"]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main(["run", str(scenario), "--out", str(out), "--set", "epochs=1"]) == 2
+    err = capsys.readouterr().err
+    assert "old.h5' exists" in err and "--overwrite" in err and err.count("\n") == 1
+    assert main(["run", str(scenario), "--out", str(out), "--overwrite", "--set", "nonsense=1"]) == 2
+    assert "no setting 'nonsense'" in capsys.readouterr().err
+    assert out.read_bytes() == before  # neither run touched the old trace
+    assert main(["run", str(scenario), "--out", str(out), "--overwrite", "--set", "epochs=2"]) == 0
+    with load_trace(out) as tf:
+        assert tf.attrs["config"]["epochs"] == 2
+
+
+def test_scenario_script_refuses_existing_out(scenario, tmp_path):
+    out = tmp_path / "old.h5"
+    out.write_bytes(b"keep me")
+    script = scenario.with_name("script.py")
+    script.write_text(scenario.read_text() + "\nif __name__ == '__main__':\n    ns.scenario.main(run, CONFIG)\n")
+    proc = subprocess.run([sys.executable, str(script), "--out", str(out)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr and "Traceback" not in proc.stderr
+    assert out.read_bytes() == b"keep me"
 
 
 def test_circuits_lists_backprop(capsys):
