@@ -1,4 +1,5 @@
 """The command line end to end, including a simulation killed with SIGKILL mid-run."""
+import json
 import os
 import signal
 import subprocess
@@ -128,3 +129,63 @@ def test_simulation_killed_mid_run_keeps_every_finished_trial(scenario, tmp_path
         t, rows, values = tf.state("x1", "u")
         assert set(tf.phases["trial"][rows].tolist()) >= set(range(finished[-1]))
         assert np.all(np.isfinite(values))
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    import neurosim
+
+    assert capsys.readouterr().out.strip() == f"neurosim {neurosim.__version__}"
+
+
+def test_circuits_aligned_and_json(capsys):
+    assert main(["circuits"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = lines[0].index("summary")
+    assert set(lines[1][start - 2 : start]) == {" "}  # the rule breaks where the summary column starts
+    for line in lines[2:]:
+        assert line[start - 2 : start] == "  " and line[start] != " ", line  # every summary starts in one column
+    assert main(["circuits", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {"name": "backprop", "summary": rows[0]["summary"]} == rows[0] and len(rows) == len(lines) - 2
+
+
+def test_inspect_json(scenario, tmp_path, capsys):
+    out = tmp_path / "j.h5"
+    assert main(["run", str(scenario), "--out", str(out), "--set", "epochs=1"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--json", "--list"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["trials"] == 6 and report["executions"] == 18 and report["header"]["scenario"] == "cli-test"
+    forward = next(p for p in report["phases"] if p["phase"] == "forward")
+    assert forward["executions"] == 6 and 0.0 <= forward["converged_fraction"] <= 1.0
+    assert any(d["path"] == "/traces/x1/u" for d in report["datasets"]) and report["damage"] is None
+
+
+def test_check_verdict_against_declared_and_given_tolerance(capsys):
+    assert main(["check", "backprop", "--sizes", "4,5,3", "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "verdict: PASS" in out and "tolerance 1.0e-08" in out
+    # feedback alignment is not backprop: no declared tolerance, and it fails a tight one
+    assert main(["check", "feedback_alignment", "--sizes", "4,5,3", "--batch", "2"]) == 0
+    assert "verdict: none" in capsys.readouterr().out
+    assert main(["check", "feedback_alignment", "--sizes", "4,5,3", "--batch", "2", "--tolerance", "1e-6",
+                 "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] is False and report["tolerance"] == 1e-6 and report["max_relative_error"] > 1e-6
+
+
+def test_plot_pdf_and_empty_plot_via_cli(scenario, tmp_path, capsys):
+    out = tmp_path / "p.h5"
+    assert main(["run", str(scenario), "--out", str(out), "--set", "epochs=1"]) == 0
+    pdf = tmp_path / "conv.pdf"
+    assert main(["plot", str(out), "--what", "convergence", "-o", str(pdf), "--trial", "last",
+                 "--population", "x1"]) == 0
+    assert pdf.read_bytes().startswith(b"%PDF")
+    capsys.readouterr()
+    assert main(["plot", str(out), "--what", "alignment", "-o", str(tmp_path / "a.png")]) == 2
+    assert "nothing to plot" in capsys.readouterr().err and not (tmp_path / "a.png").exists()
+    assert main(["plot", str(out), "--what", "traces", "-o", str(tmp_path / "t.png"), "--units", "0",
+                 "--trial", "2"]) == 0

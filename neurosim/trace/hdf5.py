@@ -22,7 +22,7 @@ import h5py
 
 from .errors import TraceError
 
-__all__ = ["open_for_reading", "abandon", "describe_error", "READ_ATTEMPTS"]
+__all__ = ["open_for_reading", "abandon", "describe_error", "truncation", "READ_ATTEMPTS"]
 
 #: Metadata read attempts of SWMR readers (HDF5's default is 100, with sleeps growing to 1 s).
 READ_ATTEMPTS = 12
@@ -37,6 +37,33 @@ def describe_error(err: BaseException) -> str:
     if m:
         text = f"{text.split(' (')[0]} ({m.group(1)})"
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def truncation(path: str | Path) -> str | None:
+    """Say how a file is truncated, when it is shorter than its HDF5 superblock records.
+
+    Only superblocks of version 2 and 3 (``libver="latest"``, as traces are written) are read.
+    While a writer is still creating the file the recorded end can briefly lie past the bytes
+    written, so call this only to explain a failure.
+
+    Returns
+    -------
+    str or None
+        E.g. ``"is truncated: 2000 bytes of the 40956 its HDF5 superblock records"``, or ``None``.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12 + 4 * 8)
+            size = os.fstat(fh.fileno()).st_size
+    except OSError:
+        return None
+    if len(head) < 12 or head[:8] != _HDF5_SIGNATURE or head[8] not in (2, 3):
+        return None
+    n = head[9]  # size of offsets
+    if n not in (2, 4, 8) or len(head) < 12 + 3 * n:
+        return None
+    eof = int.from_bytes(head[12 + 2 * n : 12 + 3 * n], "little")  # base, extension, end-of-file address
+    return f"is truncated: {size} bytes of the {eof} its HDF5 superblock records" if size < eof else None
 
 
 @functools.cache
@@ -113,7 +140,7 @@ def open_for_reading(path: str | Path) -> h5py.File:
         try:  # a file not written in SWMR mode (older libver) opens only without it
             fid = h5py.h5f.open(name, h5py.h5f.ACC_RDONLY, fapl=fapl)
         except (OSError, RuntimeError):
-            raise TraceError(path, f"is damaged or truncated: {describe_error(swmr_err)}") from None
+            raise TraceError(path, truncation(path) or f"is damaged: {describe_error(swmr_err)}") from None
     return h5py.File(fid)
 
 

@@ -18,10 +18,11 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
+from ..table import format_table
 from .commits import read_commit
 from .errors import TraceError
 from .format import FORMAT, FORMAT_VERSION, PHASE_COLUMNS
-from .hdf5 import describe_error, open_for_reading
+from .hdf5 import describe_error, open_for_reading, truncation
 from .layout import TraceLayout
 
 __all__ = ["load_trace", "TraceFile", "PhaseTable"]
@@ -43,16 +44,6 @@ def _decode_attr(value: Any) -> Any:
 
 def _fmt_num(x: float, spec: str = ".4g") -> str:
     return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, spec)
-
-
-def _format_table(headers: list[str], rows: list[list[str]], left: set[int] = frozenset()) -> str:
-    """Align ``rows`` (already strings) under ``headers``; columns in ``left`` left-aligned."""
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
 class PhaseTable:
@@ -106,11 +97,46 @@ class PhaseTable:
         cols = {k: v.tolist() for k, v in self._columns.items()}
         return [{k: cols[k][i] for k in cols} for i in range(self._n)]
 
+    def per_phase(self) -> list[dict[str, Any]]:
+        """Timing and convergence per phase name, in schedule order.
+
+        Returns
+        -------
+        list of dict
+            One dict per phase name: ``phase``, ``executions``, ``mean_steps``, ``max_steps``,
+            ``mean_duration_ms``, ``converged_fraction``, ``max_final_residual`` (NaN residuals
+            ignored; ``None`` when there are none) and ``wall_total_s``; the statistics are
+            ``None`` for a phase never executed.
+        """
+        c = self._columns
+        names = list(self.phase_names) + [p for p in dict.fromkeys(c["phase"].tolist()) if p not in self.phase_names]
+        dur = c["end_ms"] - c["start_ms"]
+        out = []
+        for name in names:
+            m = c["phase"] == name
+            n = int(m.sum())
+            if n == 0:
+                out.append({"phase": name, "executions": 0, "mean_steps": None, "max_steps": None,
+                            "mean_duration_ms": None, "converged_fraction": None, "max_final_residual": None,
+                            "wall_total_s": None})
+                continue
+            res = c["residual"][m]
+            res = res[~np.isnan(res)]
+            out.append({
+                "phase": name, "executions": n, "mean_steps": float(c["steps"][m].mean()),
+                "max_steps": int(c["steps"][m].max()), "mean_duration_ms": float(dur[m].mean()),
+                "converged_fraction": float(c["converged"][m].mean()),
+                "max_final_residual": float(res.max()) if res.size else None,
+                "wall_total_s": float(c["wall_s"][m].sum()),
+            })
+        return out
+
     def summary(self, tail: int = 10) -> str:
         """Human-readable summary of phase timing and convergence.
 
-        One line per phase name: executions, mean/max steps, mean simulated duration (ms), fraction
-        converged, max final residual and total wall time (s); then the last ``tail`` executions.
+        One line per phase name (see :meth:`per_phase`): executions, mean/max steps, mean
+        simulated duration (ms), fraction converged, max final residual and total wall time (s);
+        then the last ``tail`` executions.
 
         Parameters
         ----------
@@ -125,36 +151,24 @@ class PhaseTable:
         if self._n == 0:
             return "phase log: no phase executions recorded yet"
         c = self._columns
-        names = list(self.phase_names) + [p for p in dict.fromkeys(c["phase"].tolist()) if p not in self.phase_names]
-        dur = c["end_ms"] - c["start_ms"]
         rows = []
-        for name in names:
-            m = c["phase"] == name
-            n = int(m.sum())
-            if n == 0:
-                rows.append([name, "0", "-", "-", "-", "-", "-", "-"])
+        for p in self.per_phase():
+            if p["executions"] == 0:
+                rows.append([p["phase"], "0", "-", "-", "-", "-", "-", "-"])
                 continue
-            res = c["residual"][m]
-            res = res[~np.isnan(res)]
-            rows.append(
-                [
-                    name,
-                    str(n),
-                    f"{c['steps'][m].mean():.1f}",
-                    str(int(c["steps"][m].max())),
-                    f"{dur[m].mean():.4g}",
-                    f"{c['converged'][m].mean() * 100:.1f}%",
-                    f"{res.max():.3e}" if res.size else "-",
-                    f"{c['wall_s'][m].sum():.4g}",
-                ]
-            )
+            res = p["max_final_residual"]
+            rows.append([
+                p["phase"], str(p["executions"]), f"{p['mean_steps']:.1f}", str(p["max_steps"]),
+                f"{p['mean_duration_ms']:.4g}", f"{p['converged_fraction'] * 100:.1f}%",
+                f"{res:.3e}" if res is not None else "-", f"{p['wall_total_s']:.4g}",
+            ])
         trials = np.unique(c["trial"])
         epochs = c["epoch"]
         head = (
             f"phase log: {self._n} executions, {trials.size} trials, epochs {int(epochs.min())}-{int(epochs.max())}, "
             f"total wall time {c['wall_s'].sum():.4g} s"
         )
-        per_phase = _format_table(
+        per_phase = format_table(
             ["phase", "executions", "mean steps", "max steps", "mean duration (ms)", "converged",
              "max final residual", "wall total (s)"],
             rows,
@@ -178,7 +192,7 @@ class PhaseTable:
             ]
             for i in range(first, self._n)
         ]
-        tail_table = _format_table(
+        tail_table = format_table(
             ["row", "trial", "epoch", "batch", "phase", "start_ms", "end_ms", "steps", "conv", "residual",
              "wall_s", "status"],
             tail_rows,
@@ -222,12 +236,17 @@ class TraceFile:
         except TraceError:
             raise
         except (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError) as err:
-            raise TraceError(self.path, f"is damaged: {what} failed: {describe_error(err)}") from None
+            cut = truncation(self.path)
+            raise TraceError(self.path, f"{cut + '; ' if cut else ''}is damaged: {what} failed: "
+                                        f"{describe_error(err)}") from None
 
     def _init(self) -> None:
         f = self._file
         fmt = _decode_attr(f.attrs.get("format"))
         if fmt != FORMAT:
+            cut = truncation(self.path)
+            if cut:
+                raise TraceError(self.path, f"{cut}; its header is lost, so nothing in it can be read")
             raise TraceError(
                 self.path, f"is not a neurosim trace (root attribute format={fmt!r}, expected {FORMAT!r}); "
                 "it may still be in Trace.begin, or be another HDF5 file"
@@ -321,18 +340,25 @@ class TraceFile:
         lo, hi = 0, self.n_commits - 1  # commit rows: lo..hi-1 may read back, hi does not
         while lo < hi:
             mid = (lo + hi) // 2
+            self._reopen()  # HDF5's chunk cache is not trustworthy after a failed read
             self.refresh(mid)
             try:
                 self.check()
                 lo = mid + 1
             except TraceError:
                 hi = mid
+        self._reopen()
         if lo == 0:
+            self.refresh()
             self._lengths = {path: 0 for path in self._lengths}
             self.n_commits = 0
         else:
             self.refresh(lo - 1)
         return self.n_commits
+
+    def _reopen(self) -> None:
+        self._file.close()
+        self._file = open_for_reading(self.path)
 
     def _read(self, path: str) -> np.ndarray:
         with self._reading(f"reading {path}"):
@@ -355,6 +381,34 @@ class TraceFile:
         n = min(len(a) for a in cols.values())
         return PhaseTable({k: v[:n] for k, v in cols.items()}, self.layout.phases)
 
+    def datasets(self) -> list[dict[str, Any]]:
+        """Every group and dataset of the file.
+
+        Returns
+        -------
+        list of dict
+            ``path``; for datasets ``shape`` (up to the last commit), ``dtype`` and ``units``; for
+            groups ``shape`` ``None`` and ``info`` (convergence populations, attribute counts).
+        """
+        entries: list[dict[str, Any]] = []
+
+        def visit(name: str, obj: Any) -> None:
+            path = "/" + name
+            if isinstance(obj, h5py.Dataset):
+                entries.append({"path": path, "shape": list(self._shape(path)), "dtype": str(obj.dtype),
+                                "units": _decode_attr(obj.attrs.get("units", ""))})
+            else:
+                info = ""
+                if path.startswith("/convergence/") and "populations" in obj.attrs:
+                    info = "populations=" + ",".join(_decode_attr(obj.attrs["populations"]))
+                elif path.startswith("/circuit/"):
+                    info = f"{len(obj.attrs)} attrs"
+                entries.append({"path": path + "/", "shape": None, "info": info})
+
+        with self._reading("listing its datasets"):
+            self._file.visititems(visit)
+        return entries
+
     def list(self) -> str:
         """Human-readable list of everything the file holds.
 
@@ -372,24 +426,9 @@ class TraceFile:
             f"  scenario={a.get('scenario')!r} backend={a.get('backend')} dtype={a.get('dtype')} seed={a.get('seed')}, "
             f"{self.n_commits} commits",
         ]
-        entries: list[list[str]] = []
-
-        def visit(name: str, obj: Any) -> None:
-            path = "/" + name
-            if isinstance(obj, h5py.Dataset):
-                units = _decode_attr(obj.attrs.get("units", ""))
-                entries.append([path, str(self._shape(path)), str(obj.dtype), f"units={units}"])
-            else:
-                extra = ""
-                if path.startswith("/convergence/") and "populations" in obj.attrs:
-                    extra = "populations=" + ",".join(_decode_attr(obj.attrs["populations"]))
-                elif path.startswith("/circuit/"):
-                    extra = f"{len(obj.attrs)} attrs"
-                entries.append([path + "/", "group", "", extra])
-
-        with self._reading("listing its datasets"):
-            self._file.visititems(visit)
-        lines.append(_format_table(["path", "shape", "dtype", "info"], entries, left={0, 1, 2, 3}))
+        rows = [[e["path"], str(tuple(e["shape"])), e["dtype"], f"units={e['units']}"] if e["shape"] is not None
+                else [e["path"], "group", "", e["info"]] for e in self.datasets()]
+        lines.append(format_table(["path", "shape", "dtype", "info"], rows, left={0, 1, 2, 3}))
         return "\n".join(lines)
 
     def streams(self) -> list[tuple[str, str]]:
