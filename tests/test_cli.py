@@ -189,3 +189,32 @@ def test_plot_pdf_and_empty_plot_via_cli(scenario, tmp_path, capsys):
     assert "nothing to plot" in capsys.readouterr().err and not (tmp_path / "a.png").exists()
     assert main(["plot", str(out), "--what", "traces", "-o", str(tmp_path / "t.png"), "--units", "0",
                  "--trial", "2"]) == 0
+
+
+DISK_FULL_CHILD = textwrap.dedent('''
+    import resource, signal, sys
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, like a full disk
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    from neurosim.cli import main
+    sys.exit(main(sys.argv[2:]))
+''')
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file size limits")
+def test_disk_full_stops_the_run_with_one_message_and_keeps_committed_trials(scenario, tmp_path):
+    out = tmp_path / "full.h5"
+    proc = subprocess.run([sys.executable, "-c", DISK_FULL_CHILD, "150000", "run", str(scenario), "--out", str(out),
+                           "--set", "epochs=100000"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]  # not a crash (negative: killed by a signal)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert lines[0].startswith("neurosim run: error: trace ") and "full.h5" in lines[0]
+    assert "File too large" in lines[0] and "trials committed before stay readable" in lines[0]
+    finished = [int(line) for line in proc.stdout.split() if line.isdigit()]
+    assert len(finished) >= 3
+    with load_trace(out) as tf:
+        tf.check()  # every committed dataset reads back
+        assert set(range(finished[-1])) <= set(tf.phases["trial"].tolist())
+        t, rows, values = tf.state("x1", "u")
+        assert np.all(np.isfinite(values)) and set(tf.phases["trial"][rows].tolist()) >= set(range(finished[-1]))
+    assert not (tmp_path / "full.h5.lock").exists()
