@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import TraceError, TraceLockedError
 
-__all__ = ["WriterLock", "lock_path"]
+__all__ = ["WriterLock", "lock_path", "writer_pid"]
 
 _ATTEMPTS = 5  # a finishing writer unlinks the lock file; re-open when we locked an unlinked one
 
@@ -33,6 +33,29 @@ def _holder_pid(fd: int) -> int | None:
     except OSError:
         return None
     return int(text) if text.isdigit() else None
+
+
+def writer_pid(trace_path: str | Path) -> int | None:
+    """Process id of the writer of ``trace_path``, when its lock file names a live process.
+
+    Readers do not take the lock (that could make a starting writer fail), so this reads the pid
+    in ``<trace>.lock`` and checks that the process exists: good for explaining why a file does
+    not read yet, not for deciding who may write.
+    """
+    try:
+        text = lock_path(trace_path).read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    if not text.isdigit():
+        return None
+    pid = int(text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, owned by someone else
+        return pid
+    return pid
 
 
 class WriterLock:

@@ -24,6 +24,7 @@ from .errors import TraceError
 from .format import FORMAT, FORMAT_VERSION, PHASE_COLUMNS
 from .hdf5 import describe_error, open_for_reading, truncation
 from .layout import TraceLayout
+from .lock import writer_pid
 
 __all__ = ["load_trace", "TraceFile", "PhaseTable"]
 
@@ -244,6 +245,10 @@ class TraceFile:
         f = self._file
         fmt = _decode_attr(f.attrs.get("format"))
         if fmt != FORMAT:
+            pid = writer_pid(self.path)
+            if pid is not None:
+                raise TraceError(self.path, f"is being created by process {pid} and has no header yet; "
+                                            "try again once its run has started its first trial")
             cut = truncation(self.path)
             if cut:
                 raise TraceError(self.path, f"{cut}; its header is lost, so nothing in it can be read")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import neurosim.trace
-from neurosim.trace import Trace, TraceExistsError, TraceLockedError, load_trace
+from neurosim.trace import Trace, TraceError, TraceExistsError, TraceLockedError, load_trace
 from neurosim.trace.lock import lock_path
 
 CHILD = Path(__file__).with_name("_writer_child.py")
@@ -107,3 +107,10 @@ def test_existing_file_refused_unless_mode_w(tmp_path):
         child.begin(tr)
     with load_trace(path) as tf:
         assert len(tf.phases) == 0
+
+
+def test_reader_of_a_file_still_being_created_names_its_writer(tmp_path):
+    path = tmp_path / "new.h5"
+    with Trace(path):  # begin not called yet: no header
+        with pytest.raises(TraceError, match=rf"new.h5'?: is being created by process {os.getpid()}"):
+            load_trace(path)
