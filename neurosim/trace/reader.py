@@ -382,7 +382,8 @@ class TraceFile:
         cols = {}
         for name in PHASE_COLUMNS:
             a = self._read(f"/phases/{name}")
-            cols[name] = np.char.decode(a, "utf-8") if name in _STRING_COLUMNS else a
+            with self._reading(f"decoding /phases/{name}"):
+                cols[name] = np.char.decode(a, "utf-8") if name in _STRING_COLUMNS else a
         n = min(len(a) for a in cols.values())
         return PhaseTable({k: v[:n] for k, v in cols.items()}, self.layout.phases)
 
@@ -531,7 +532,8 @@ class TraceFile:
         out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for key in dict.fromkeys(name.tolist()):
             m = name == key
-            out[key.decode("utf-8")] = (epoch[m], value[m])
+            with self._reading("decoding /metrics/name"):
+                out[key.decode("utf-8")] = (epoch[m], value[m])
         return out
 
 
