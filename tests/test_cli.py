@@ -218,3 +218,26 @@ def test_disk_full_stops_the_run_with_one_message_and_keeps_committed_trials(sce
         t, rows, values = tf.state("x1", "u")
         assert np.all(np.isfinite(values)) and set(tf.phases["trial"][rows].tolist()) >= set(range(finished[-1]))
     assert not (tmp_path / "full.h5.lock").exists()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+def test_second_run_on_a_live_out_fails_at_once_naming_the_first(scenario, tmp_path):
+    out = tmp_path / "live.h5"
+    first = subprocess.Popen(NEUROSIM + ["run", str(scenario), "--out", str(out), "--set", "epochs=100000"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        for _ in range(3):
+            assert first.stdout.readline(), first.stderr.read()
+        t0 = time.monotonic()
+        second = subprocess.run(NEUROSIM + ["run", str(scenario), "--out", str(out), "--overwrite"],
+                                capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert second.returncode == 2 and time.monotonic() - t0 < 60
+        assert f"live.h5': process {first.pid} is writing it" in second.stderr and "Traceback" not in second.stderr
+        assert first.poll() is None  # the first run goes on, its file intact and readable
+        for _ in range(2):
+            assert first.stdout.readline()
+        with load_trace(out) as tf:
+            assert len(set(tf.phases["trial"].tolist())) >= 3
+    finally:
+        first.kill()
+        first.wait()

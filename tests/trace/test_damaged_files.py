@@ -149,3 +149,15 @@ def test_corrupt_chunk_reports_the_trials_that_read_back(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert "chunks.h5" in lines[0] and "/traces/big/u" in lines[0] and "4 commits (4 trials)" in lines[0]
+
+
+def test_unreadable_as_any_user(good, tmp_path, monkeypatch):
+    """The same as test_unreadable where the tests run as root (who reads any file)."""
+    import neurosim.trace.hdf5
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(neurosim.trace.hdf5, "open", denied, raising=False)
+    with pytest.raises(TraceError, match=r"good.h5'?: cannot be read \(Permission denied\)"):
+        load_trace(good)
