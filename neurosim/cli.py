@@ -145,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _inspect(args: argparse.Namespace) -> int:
     from .trace import TraceError, load_trace
+    from .trace.lock import writer_pid
 
     with load_trace(args.file) as tf:
         damage: TraceError | None = None
@@ -154,6 +155,7 @@ def _inspect(args: argparse.Namespace) -> int:
             damage = err
             tf.recover()
         a = tf.attrs
+        writer = writer_pid(args.file)
         note = ("evaluation (test) batches are not traced: the phase log printed by a run "
                 "(sim.log) counts more executions than this file")
         if args.json:
@@ -161,13 +163,15 @@ def _inspect(args: argparse.Namespace) -> int:
                                                                        "created", "scenario", "backend", "dtype", "seed")},
                    "config": a.get("config"), "commits": tf.n_commits, "executions": len(tf.phases),
                    "trials": int(len(set(tf.phases["trial"].tolist()))), "phases": tf.phases.per_phase(),
-                   "damage": damage.problem if damage else None, "note": note}
+                   "writer_pid": writer, "damage": damage.problem if damage else None, "note": note}
             if args.list:
                 out["datasets"] = tf.datasets()
             print(json.dumps(out, indent=1))
         else:
             print(f"{args.file}: scenario {a.get('scenario')!r}, backend {a.get('backend')}, dtype {a.get('dtype')}, "
                   f"seed {a.get('seed')}, created {a.get('created')}")
+            if writer is not None:
+                print(f"process {writer} is still writing this file: run inspect again to see newer trials")
             print(tf.phases.summary(tail=args.tail))
             print(f"\nnote: {note}")
             if args.list:

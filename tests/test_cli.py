@@ -120,6 +120,7 @@ def test_simulation_killed_mid_run_keeps_every_finished_trial(scenario, tmp_path
         # inspect works while the file is being written
         live = subprocess.run(NEUROSIM + ["inspect", str(out)], capture_output=True, text=True, timeout=60)
         assert live.returncode == 0 and "forward" in live.stdout, live.stderr
+        assert f"process {proc.pid} is still writing this file" in live.stdout
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -162,6 +163,7 @@ def test_inspect_json(scenario, tmp_path, capsys):
     forward = next(p for p in report["phases"] if p["phase"] == "forward")
     assert forward["executions"] == 6 and 0.0 <= forward["converged_fraction"] <= 1.0
     assert any(d["path"] == "/traces/x1/u" for d in report["datasets"]) and report["damage"] is None
+    assert report["writer_pid"] is None
 
 
 def test_check_verdict_against_declared_and_given_tolerance(capsys):
