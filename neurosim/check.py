@@ -17,13 +17,51 @@ import numpy as np
 
 from .analysis import angle_deg, backprop_reference, convnet_backprop_reference, relative_error
 from .simulator import Simulator
+from .table import format_table
 
-__all__ = ["CheckReport", "run_check", "split_options", "random_batch", "layer_parameters"]
+__all__ = ["CheckReport", "run_check", "split_options", "random_batch", "layer_parameters", "DECLARED_TOLERANCES",
+           "declared_tolerance"]
+
+#: ``(circuit, dtype) -> (relative tolerance, options that must be set for it)``: the largest
+#: relative error of a check against backprop that each circuit's documentation promises.
+DECLARED_TOLERANCES: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {
+    # docs/circuits/backprop.md, "Exactness": 1e-8 relative in float64, any dt, RK4, exponential Euler
+    ("backprop", "float64"): (1e-8, {}),
+}
+
+
+def declared_tolerance(circuit: str, dtype: str, options: Mapping[str, Any]) -> float | None:
+    """The relative tolerance ``circuit`` declares for this dtype and these options, or ``None``.
+
+    Parameters
+    ----------
+    circuit
+        Circuit name.
+    dtype
+        ``"float64"`` or ``"float32"``.
+    options
+        The ``--set`` options of the check (a tolerance that needs an option, e.g.
+        ``feedback=transpose``, applies only when it is set).
+    """
+    entry = DECLARED_TOLERANCES.get((circuit, dtype))
+    if entry is None:
+        return None
+    tol, required = entry
+    return tol if all(options.get(k) == v for k, v in required.items()) else None
 
 
 @dataclass
 class CheckReport:
-    """Result of a check: per-layer agreement with the reference (backprop by default) plus the phase log."""
+    """Result of a check: per-layer agreement with the reference (backprop by default) plus the phase log.
+
+    Attributes
+    ----------
+    reference : str
+        What the updates were compared with.
+    tolerance : float or None
+        Relative tolerance the verdict is judged against (given, or declared by the circuit);
+        ``None``: no verdict.
+    """
 
     circuit: str
     settings: dict
@@ -32,25 +70,46 @@ class CheckReport:
     arrays: dict = field(default_factory=dict, repr=False)
     comparisons: dict = field(default_factory=dict)
     reference: str = "backprop (algebraic)"
+    tolerance: float | None = None
 
     @property
     def max_relative_error(self) -> float:
+        """Largest relative error of any layer's weight or bias update."""
         return max((max(r["dW_rel_error"], r["db_rel_error"]) for r in self.layers), default=float("nan"))
 
+    @property
+    def passed(self) -> bool | None:
+        """Whether the largest relative error is within :attr:`tolerance` (``None`` without one)."""
+        if self.tolerance is None:
+            return None
+        return bool(self.max_relative_error <= self.tolerance)  # NaN fails
+
+    def verdict(self) -> str:
+        """One line: PASS/FAIL against the tolerance, or that there is none to judge against."""
+        if self.tolerance is None:
+            return ("verdict: none (no tolerance declared for this circuit, dtype and options; "
+                    "give one with --tolerance)")
+        word = "PASS" if self.passed else "FAIL"
+        op = "<=" if self.passed else ">"
+        return f"verdict: {word}: max relative error {self.max_relative_error:.3e} {op} tolerance {self.tolerance:.1e}"
+
     def as_dict(self) -> dict[str, Any]:
+        """JSON-able report (``arrays`` left out)."""
         return {"circuit": self.circuit, "settings": self.settings, "reference": self.reference, "layers": self.layers,
-                "max_relative_error": self.max_relative_error, "comparisons": self.comparisons}
+                "max_relative_error": self.max_relative_error, "tolerance": self.tolerance,
+                "passed": self.passed, "comparisons": self.comparisons}
 
     def table(self) -> str:
+        """The report as text: settings, phase log, per-layer table, verdict."""
+        rows = [[r["layer"], str(tuple(r["shape"])), f"{r['dW_rel_error']:.3e}", f"{r['dW_angle_deg']:.4f}",
+                 f"{r['db_rel_error']:.3e}", f"{r['db_angle_deg']:.4f}"] for r in self.layers]
         lines = [f"neurosim check {self.circuit}  " + "  ".join(f"{k}={v}" for k, v in self.settings.items()), "",
                  self.phase_log, "", f"update vs {self.reference}, per layer:",
-                 f"{'layer':>6}{'shape':>12}{'dW rel err':>14}{'dW angle °':>12}{'db rel err':>14}{'db angle °':>12}"]
-        for r in self.layers:
-            lines.append(f"{r['layer']:>6}{str(tuple(r['shape'])):>12}{r['dW_rel_error']:>14.3e}{r['dW_angle_deg']:>12.4f}"
-                         f"{r['db_rel_error']:>14.3e}{r['db_angle_deg']:>12.4f}")
-        lines.append(f"max relative error: {self.max_relative_error:.3e}")
+                 format_table(["layer", "shape", "dW rel err", "dW angle °", "db rel err", "db angle °"], rows),
+                 f"max relative error: {self.max_relative_error:.3e}"]
         for k, v in self.comparisons.items():
             lines.append(f"{k}: {v}")
+        lines.append(self.verdict())
         return "\n".join(lines)
 
 
@@ -97,7 +156,7 @@ def random_batch(sizes: Sequence[int], batch: int, loss: str,
 def run_check(circuit_name: str, *, sizes: Sequence[int] = (20, 30, 10), activation: str = "tanh", loss: str = "mse",
               batch: int = 16, seed: int = 0, dtype: str = "float64", backend: str = "numpy",
               options: Mapping[str, Any] | None = None, comparisons: bool = True, layers: str | None = None,
-              input_shape: Sequence[int] | str | None = None) -> CheckReport:
+              input_shape: Sequence[int] | str | None = None, tolerance: float | None = None) -> CheckReport:
     """Run one trial of ``circuit_name`` and compare its updates with backprop or the circuit's ``check_reference``.
 
     Parameters
@@ -112,6 +171,9 @@ def run_check(circuit_name: str, *, sizes: Sequence[int] = (20, 30, 10), activat
         the dump holds ``x`` as ``(N, C, H, W)``, kernels ``(out, in, kh, kw)``, the feedback ``B{l}``
         in ``W{l}``'s shape and ``layers`` (the forward-order layer list, JSON).
 
+    ``tolerance`` (relative) is what the report's verdict judges against; ``None`` uses the
+    circuit's declared tolerance (:func:`declared_tolerance`), if any.
+
     Returns
     -------
     CheckReport
@@ -123,6 +185,8 @@ def run_check(circuit_name: str, *, sizes: Sequence[int] = (20, 30, 10), activat
 
     if int(batch) < 1:
         raise ValueError(f"batch={batch!r} must be >= 1")
+    if tolerance is not None and not tolerance > 0:
+        raise ValueError(f"tolerance={tolerance!r} must be a positive relative error, e.g. 1e-8")
     module = circuits.get(circuit_name)
     build_opts, sched_opts = split_options(module, options or {})
     net = None
@@ -187,7 +251,9 @@ def run_check(circuit_name: str, *, sizes: Sequence[int] = (20, 30, 10), activat
                                         **{k: v for k, v in (options or {}).items()}},
                          reference=(f"{module.NAME}.check_reference" if reference is not None else
                                     "backprop through the conv net (algebraic)" if net is not None
-                                    else CheckReport.reference))
+                                    else CheckReport.reference),
+                         tolerance=tolerance if tolerance is not None else declared_tolerance(circuit_name, dtype,
+                                                                                              options or {}))
     for l in range(1, L + 1):
         w_name, b_name = params[l - 1]
         dW = np.asarray(result.updates.get(w_name, np.zeros_like(weights[l - 1])), dtype=np.float64)

@@ -4,6 +4,10 @@ A scenario is a Python file that defines ``CONFIG`` (a dict of defaults, which a
 includes ``out``, ``seed``, ``backend`` and ``dtype``) and ``run(config) -> None``. It ends
 with ``if __name__ == "__main__": neurosim.scenario.main(run, CONFIG)`` so that it runs both
 as ``python scenarios/x.py --set epochs=3`` and as ``neurosim run scenarios/x.py``.
+
+Both check the whole configuration (every ``--set`` key and value) and refuse an existing
+``out`` (file or directory) unless ``--overwrite`` is given, before the scenario runs, so a
+mistyped option never touches an earlier result.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-__all__ = ["parse_set", "merge_config", "load_scenario", "run_file", "main", "add_common_arguments"]
+__all__ = ["parse_set", "merge_config", "check_output", "load_scenario", "run_file", "main", "add_common_arguments"]
 
 
 def parse_set(items: Sequence[str]) -> dict[str, str]:
@@ -59,6 +63,30 @@ def merge_config(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> d
     return cfg
 
 
+def check_output(out: str | Path | None, overwrite: bool) -> None:
+    """Refuse to run when the output ``out`` (a trace file or a directory of results) exists.
+
+    Parameters
+    ----------
+    out
+        The scenario's ``out`` setting (``None``: the scenario writes nothing).
+    overwrite
+        ``--overwrite`` was given: an existing ``out`` is replaced.
+
+    Raises
+    ------
+    FileExistsError
+        If ``out`` exists and ``overwrite`` is false, naming it and the two ways out.
+    """
+    if out is None or overwrite or not Path(out).exists():
+        return
+    kind = "directory" if Path(out).is_dir() else "file"
+    raise FileExistsError(
+        f"--out {str(out)!r} exists ({kind}) and would be overwritten; pass --overwrite to replace it, "
+        "or choose another --out"
+    )
+
+
 def load_scenario(path: str | Path):
     """Import a scenario file as a module (``CONFIG`` and ``run`` required)."""
     path = Path(path)
@@ -74,7 +102,8 @@ def load_scenario(path: str | Path):
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", help="trace file to write (HDF5)")
+    p.add_argument("--out", help="trace file (HDF5) or directory to write; refused if it exists, see --overwrite")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--seed", type=int)
     p.add_argument("--backend", help="numpy, numba or cupy")
     p.add_argument("--dtype", choices=("float64", "float32"))
@@ -91,9 +120,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_file(path: str | Path, args: argparse.Namespace) -> None:
-    """What ``neurosim run`` does."""
+    """What ``neurosim run`` does: check the configuration and ``--out``, then run."""
     mod = load_scenario(path)
-    mod.run(merge_config(mod.CONFIG, _overrides(args)))
+    config = merge_config(mod.CONFIG, _overrides(args))
+    check_output(config.get("out"), args.overwrite)
+    mod.run(config)
 
 
 def main(run: Callable[[dict], None], defaults: Mapping[str, Any], argv: Sequence[str] | None = None) -> None:
@@ -101,4 +132,9 @@ def main(run: Callable[[dict], None], defaults: Mapping[str, Any], argv: Sequenc
     p = argparse.ArgumentParser(description="run a neurosim scenario")
     add_common_arguments(p)
     args = p.parse_args(argv)
-    run(merge_config(defaults, _overrides(args)))
+    try:
+        config = merge_config(defaults, _overrides(args))
+        check_output(config.get("out"), args.overwrite)
+    except (ValueError, FileExistsError) as err:
+        p.exit(2, f"{p.prog}: error: {err}\n")
+    run(config)

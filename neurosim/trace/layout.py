@@ -241,7 +241,7 @@ class TraceLayout:
         }
 
     @classmethod
-    def from_json(cls, d: Mapping) -> "TraceLayout":
+    def from_json(cls, d: Mapping) -> TraceLayout:
         """Inverse of :meth:`to_json`."""
         return cls(
             phases=tuple(d["phases"]),

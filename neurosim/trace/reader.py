@@ -1,23 +1,30 @@
-"""Reader of neurosim HDF5 traces (format version 1; layout documented in :mod:`neurosim.trace.writer`).
+"""Reader of neurosim HDF5 traces (format version 1; layout documented in :mod:`neurosim.trace.format`).
 
 :func:`load_trace` opens a file read-only in SWMR mode, so it works on a file another process is
 still writing. The reader shows data up to the writer's last commit (its last
 :meth:`~neurosim.trace.Trace.end_trial` or close), so it always sees whole trials;
 :meth:`TraceFile.refresh` moves that view to the newest commit. Everything is returned as plain
-numpy arrays.
+numpy arrays. A missing, truncated or damaged file raises :class:`~neurosim.trace.TraceError`
+within seconds; :meth:`TraceFile.recover` falls back to the newest commit whose data read back.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import h5py
 import numpy as np
 
+from ..table import format_table
+from .commits import read_commit
+from .errors import TraceError
+from .format import FORMAT, FORMAT_VERSION, PHASE_COLUMNS
+from .hdf5 import describe_error, open_for_reading, truncation
 from .layout import TraceLayout
-from .writer import FORMAT, FORMAT_VERSION, PHASE_COLUMNS
+from .lock import writer_pid
 
 __all__ = ["load_trace", "TraceFile", "PhaseTable", "MetricsView"]
 
@@ -38,16 +45,6 @@ def _decode_attr(value: Any) -> Any:
 
 def _fmt_num(x: float, spec: str = ".4g") -> str:
     return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, spec)
-
-
-def _format_table(headers: list[str], rows: list[list[str]], left: set[int] = frozenset()) -> str:
-    """Align ``rows`` (already strings) under ``headers``; columns in ``left`` left-aligned."""
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
 def _require(module: str, extra: str = "analysis"):
@@ -195,11 +192,46 @@ class PhaseTable:
             frame["phase"] = pd.Categorical(frame["phase"], categories=names)
         return frame
 
+    def per_phase(self) -> list[dict[str, Any]]:
+        """Timing and convergence per phase name, in schedule order.
+
+        Returns
+        -------
+        list of dict
+            One dict per phase name: ``phase``, ``executions``, ``mean_steps``, ``max_steps``,
+            ``mean_duration_ms``, ``converged_fraction``, ``max_final_residual`` (NaN residuals
+            ignored; ``None`` when there are none) and ``wall_total_s``; the statistics are
+            ``None`` for a phase never executed.
+        """
+        c = self._columns
+        names = list(self.phase_names) + [p for p in dict.fromkeys(c["phase"].tolist()) if p not in self.phase_names]
+        dur = c["end_ms"] - c["start_ms"]
+        out = []
+        for name in names:
+            m = c["phase"] == name
+            n = int(m.sum())
+            if n == 0:
+                out.append({"phase": name, "executions": 0, "mean_steps": None, "max_steps": None,
+                            "mean_duration_ms": None, "converged_fraction": None, "max_final_residual": None,
+                            "wall_total_s": None})
+                continue
+            res = c["residual"][m]
+            res = res[~np.isnan(res)]
+            out.append({
+                "phase": name, "executions": n, "mean_steps": float(c["steps"][m].mean()),
+                "max_steps": int(c["steps"][m].max()), "mean_duration_ms": float(dur[m].mean()),
+                "converged_fraction": float(c["converged"][m].mean()),
+                "max_final_residual": float(res.max()) if res.size else None,
+                "wall_total_s": float(c["wall_s"][m].sum()),
+            })
+        return out
+
     def summary(self, tail: int = 10) -> str:
         """Human-readable summary of phase timing and convergence.
 
-        One line per phase name: executions, mean/max steps, mean simulated duration (ms), fraction
-        converged, max final residual and total wall time (s); then the last ``tail`` executions.
+        One line per phase name (see :meth:`per_phase`): executions, mean/max steps, mean
+        simulated duration (ms), fraction converged, max final residual and total wall time (s);
+        then the last ``tail`` executions.
 
         Parameters
         ----------
@@ -214,36 +246,24 @@ class PhaseTable:
         if self._n == 0:
             return "phase log: no phase executions recorded yet"
         c = self._columns
-        names = list(self.phase_names) + [p for p in dict.fromkeys(c["phase"].tolist()) if p not in self.phase_names]
-        dur = c["end_ms"] - c["start_ms"]
         rows = []
-        for name in names:
-            m = c["phase"] == name
-            n = int(m.sum())
-            if n == 0:
-                rows.append([name, "0", "-", "-", "-", "-", "-", "-"])
+        for p in self.per_phase():
+            if p["executions"] == 0:
+                rows.append([p["phase"], "0", "-", "-", "-", "-", "-", "-"])
                 continue
-            res = c["residual"][m]
-            res = res[~np.isnan(res)]
-            rows.append(
-                [
-                    name,
-                    str(n),
-                    f"{c['steps'][m].mean():.1f}",
-                    str(int(c["steps"][m].max())),
-                    f"{dur[m].mean():.4g}",
-                    f"{c['converged'][m].mean() * 100:.1f}%",
-                    f"{res.max():.3e}" if res.size else "-",
-                    f"{c['wall_s'][m].sum():.4g}",
-                ]
-            )
+            res = p["max_final_residual"]
+            rows.append([
+                p["phase"], str(p["executions"]), f"{p['mean_steps']:.1f}", str(p["max_steps"]),
+                f"{p['mean_duration_ms']:.4g}", f"{p['converged_fraction'] * 100:.1f}%",
+                f"{res:.3e}" if res is not None else "-", f"{p['wall_total_s']:.4g}",
+            ])
         trials = np.unique(c["trial"])
         epochs = c["epoch"]
         head = (
             f"phase log: {self._n} executions, {trials.size} trials, epochs {int(epochs.min())}-{int(epochs.max())}, "
             f"total wall time {c['wall_s'].sum():.4g} s"
         )
-        per_phase = _format_table(
+        per_phase = format_table(
             ["phase", "executions", "mean steps", "max steps", "mean duration (ms)", "converged",
              "max final residual", "wall total (s)"],
             rows,
@@ -267,7 +287,7 @@ class PhaseTable:
             ]
             for i in range(first, self._n)
         ]
-        tail_table = _format_table(
+        tail_table = format_table(
             ["row", "trial", "epoch", "batch", "phase", "start_ms", "end_ms", "steps", "conv", "residual",
              "wall_s", "status"],
             tail_rows,
@@ -295,31 +315,46 @@ class TraceFile:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if not self.path.exists():
-            raise FileNotFoundError(f"trace file {str(self.path)!r} does not exist; check the path")
+        self._file = open_for_reading(self.path)
         try:
-            self._file = h5py.File(self.path, "r", libver="latest", swmr=True)
-        except OSError:
-            self._file = h5py.File(self.path, "r")  # not written by an SWMR-capable writer
-        try:
-            self._init()
+            with self._reading("reading its header"):
+                self._init()
         except BaseException:
             self._file.close()
             raise
+
+    @contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """Turn any failure of HDF5 to read the file into a one-line :class:`TraceError`."""
+        try:
+            yield
+        except TraceError:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError) as err:
+            cut = truncation(self.path)
+            raise TraceError(self.path, f"{cut + '; ' if cut else ''}is damaged: {what} failed: "
+                                        f"{describe_error(err)}") from None
 
     def _init(self) -> None:
         f = self._file
         fmt = _decode_attr(f.attrs.get("format"))
         if fmt != FORMAT:
-            raise ValueError(
-                f"{str(self.path)!r} is not a neurosim trace (root attribute format={fmt!r}, expected {FORMAT!r}); "
+            pid = writer_pid(self.path)
+            if pid is not None:
+                raise TraceError(self.path, f"is being created by process {pid} and has no header yet; "
+                                            "try again once its run has started its first trial")
+            cut = truncation(self.path)
+            if cut:
+                raise TraceError(self.path, f"{cut}; its header is lost, so nothing in it can be read")
+            raise TraceError(
+                self.path, f"is not a neurosim trace (root attribute format={fmt!r}, expected {FORMAT!r}); "
                 "it may still be in Trace.begin, or be another HDF5 file"
             )
         version = _decode_attr(f.attrs.get("format_version"))
         if version != FORMAT_VERSION:
-            raise ValueError(
-                f"{str(self.path)!r} has trace format_version={version!r}; this reader reads version "
-                f"{FORMAT_VERSION}; upgrade neurosim"
+            raise TraceError(
+                self.path, f"has trace format_version={version!r}; this reader reads version {FORMAT_VERSION}; "
+                "upgrade neurosim"
             )
         self.attrs: dict[str, Any] = {k: _decode_attr(v) for k, v in f.attrs.items()}
         for key in ("config", "layout"):
@@ -327,11 +362,10 @@ class TraceFile:
                 self.attrs[key] = json.loads(self.attrs[key])
         self.layout = TraceLayout.from_json(self.attrs["layout"])
         self.circuit: dict = json.loads(_decode_attr(f["circuit"].attrs["description"]))
-        self._columns: list[str] = _decode_attr(f["commits"].attrs["columns"])
         self.refresh()
 
     # ------------------------------------------------------------------ basics
-    def __enter__(self) -> "TraceFile":
+    def __enter__(self) -> TraceFile:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -346,27 +380,94 @@ class TraceFile:
         if self._file.id.valid:
             self._file.close()
 
-    def refresh(self) -> None:
-        """Move the view to the writer's newest commit (new trials appear)."""
+    def refresh(self, commit: int | None = None) -> None:
+        """Move the view to the writer's newest commit (new trials appear).
+
+        Parameters
+        ----------
+        commit
+            Show the data of this commit row instead (0 is the first; negative counts from the
+            end), e.g. to skip a damaged last trial.
+
+        Raises
+        ------
+        TraceError
+            If the commit table cannot be read.
+        ValueError
+            If ``commit`` is not a commit row of the file.
+        """
         f = self._file
-        commits = f["commits"]
-        if f.swmr_mode:
-            commits.refresh()
-        n = commits.shape[0]
-        self.n_commits = int(n)
-        last = commits[n - 1] if n else np.zeros(len(self._columns), dtype=np.int64)
-        self._lengths = {path: int(length) for path, length in zip(self._columns, last)}
-        if f.swmr_mode:  # after reading the commit row: every dataset is at least that long
-            for path in self._columns:
-                f[path].refresh()
+        with self._reading("reading the commit table /commits"):
+            if f.swmr_mode:
+                f["commits"].refresh()
+            n = int(f["commits"].shape[0])
+        if commit is not None and not -n <= commit < n:
+            raise ValueError(f"commit={commit} is not a commit row of {str(self.path)!r}, which has {n} commits")
+        with self._reading("reading the commit table /commits"):
+            self.n_commits, self._lengths = read_commit(f, None if commit is None else commit % n)
+            if commit is not None:
+                self.n_commits = commit % n + 1
+            if f.swmr_mode:  # after reading the commit row: every dataset is at least that long
+                for path in self._lengths:
+                    f[path].refresh()
+
+    def check(self) -> None:
+        """Read every dataset up to the current view.
+
+        Raises
+        ------
+        TraceError
+            Naming the first dataset that cannot be read back (a damaged chunk, a truncated file).
+        """
+        for path in self._lengths:
+            self._read(path)
+
+    def recover(self) -> int:
+        """Move the view to the newest commit whose data all read back (see :meth:`check`).
+
+        Returns
+        -------
+        int
+            Commits readable (the view shows the first that many); 0 when not even the first
+            commit reads back, and the view is then empty.
+        """
+        try:
+            self.check()
+            return self.n_commits
+        except TraceError:
+            pass
+        lo, hi = 0, self.n_commits - 1  # commit rows: lo..hi-1 may read back, hi does not
+        while lo < hi:
+            mid = (lo + hi) // 2
+            self._reopen()  # HDF5's chunk cache is not trustworthy after a failed read
+            self.refresh(mid)
+            try:
+                self.check()
+                lo = mid + 1
+            except TraceError:
+                hi = mid
+        self._reopen()
+        if lo == 0:
+            self.refresh()
+            self._lengths = {path: 0 for path in self._lengths}
+            self.n_commits = 0
+        else:
+            self.refresh(lo - 1)
+        return self.n_commits
+
+    def _reopen(self) -> None:
+        self._file.close()
+        self._file = open_for_reading(self.path)
 
     def _read(self, path: str) -> np.ndarray:
-        ds = self._file[path]
-        return ds[: self._lengths.get(path, ds.shape[0])]
+        with self._reading(f"reading {path}"):
+            ds = self._file[path]
+            return ds[: self._lengths.get(path, ds.shape[0])]
 
     def _shape(self, path: str) -> tuple[int, ...]:
-        ds = self._file[path]
-        return (self._lengths.get(path, ds.shape[0]),) + ds.shape[1:]
+        with self._reading(f"reading the shape of {path}"):
+            ds = self._file[path]
+            return (self._lengths.get(path, ds.shape[0]),) + ds.shape[1:]
 
     # ------------------------------------------------------------------ contents
     @property
@@ -375,9 +476,38 @@ class TraceFile:
         cols = {}
         for name in PHASE_COLUMNS:
             a = self._read(f"/phases/{name}")
-            cols[name] = np.char.decode(a, "utf-8") if name in _STRING_COLUMNS else a
+            with self._reading(f"decoding /phases/{name}"):
+                cols[name] = np.char.decode(a, "utf-8") if name in _STRING_COLUMNS else a
         n = min(len(a) for a in cols.values())
         return PhaseTable({k: v[:n] for k, v in cols.items()}, self.layout.phases)
+
+    def datasets(self) -> list[dict[str, Any]]:
+        """Every group and dataset of the file.
+
+        Returns
+        -------
+        list of dict
+            ``path``; for datasets ``shape`` (up to the last commit), ``dtype`` and ``units``; for
+            groups ``shape`` ``None`` and ``info`` (convergence populations, attribute counts).
+        """
+        entries: list[dict[str, Any]] = []
+
+        def visit(name: str, obj: Any) -> None:
+            path = "/" + name
+            if isinstance(obj, h5py.Dataset):
+                entries.append({"path": path, "shape": list(self._shape(path)), "dtype": str(obj.dtype),
+                                "units": _decode_attr(obj.attrs.get("units", ""))})
+            else:
+                info = ""
+                if path.startswith("/convergence/") and "populations" in obj.attrs:
+                    info = "populations=" + ",".join(_decode_attr(obj.attrs["populations"]))
+                elif path.startswith("/circuit/"):
+                    info = f"{len(obj.attrs)} attrs"
+                entries.append({"path": path + "/", "shape": None, "info": info})
+
+        with self._reading("listing its datasets"):
+            self._file.visititems(visit)
+        return entries
 
     def list(self) -> str:
         """Human-readable list of everything the file holds.
@@ -396,23 +526,9 @@ class TraceFile:
             f"  scenario={a.get('scenario')!r} backend={a.get('backend')} dtype={a.get('dtype')} seed={a.get('seed')}, "
             f"{self.n_commits} commits",
         ]
-        entries: list[list[str]] = []
-
-        def visit(name: str, obj: Any) -> None:
-            path = "/" + name
-            if isinstance(obj, h5py.Dataset):
-                units = _decode_attr(obj.attrs.get("units", ""))
-                entries.append([path, str(self._shape(path)), str(obj.dtype), f"units={units}"])
-            else:
-                extra = ""
-                if path.startswith("/convergence/") and "populations" in obj.attrs:
-                    extra = "populations=" + ",".join(_decode_attr(obj.attrs["populations"]))
-                elif path.startswith("/circuit/"):
-                    extra = f"{len(obj.attrs)} attrs"
-                entries.append([path + "/", "group", "", extra])
-
-        self._file.visititems(visit)
-        lines.append(_format_table(["path", "shape", "dtype", "info"], entries, left={0, 1, 2, 3}))
+        rows = [[e["path"], str(tuple(e["shape"])), e["dtype"], f"units={e['units']}"] if e["shape"] is not None
+                else [e["path"], "group", "", e["info"]] for e in self.datasets()]
+        lines.append(format_table(["path", "shape", "dtype", "info"], rows, left={0, 1, 2, 3}))
         return "\n".join(lines)
 
     def streams(self) -> list[tuple[str, str]]:
@@ -466,7 +582,7 @@ class TraceFile:
         """
         self._check_conv(phase)
         base = f"/convergence/{phase}"
-        if base + "/residual" in self._file:
+        if self.layout.convergence[phase]:
             res = self._read(base + "/residual")
         else:  # declared without populations: only the step counts are stored
             res = np.zeros((int(self._read(base + "/steps").sum()), 0))
@@ -511,7 +627,8 @@ class TraceFile:
         out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for key in dict.fromkeys(name.tolist()):
             m = name == key
-            out[key.decode("utf-8")] = (epoch[m], value[m])
+            with self._reading("decoding /metrics/name"):
+                out[key.decode("utf-8")] = (epoch[m], value[m])
         return out
 
 
@@ -594,5 +711,11 @@ def load_trace(path: str | Path) -> TraceFile:
     -------
     TraceFile
         Close it (or use ``with``) when done.
+
+    Raises
+    ------
+    TraceError
+        Within seconds, naming the file and the problem, when it is missing, not a trace,
+        truncated or damaged.
     """
     return TraceFile(path)

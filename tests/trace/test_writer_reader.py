@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from neurosim.trace import PhaseTable, StateStream, Trace, TraceFile, TraceLayout, load_trace
+from neurosim.trace import PhaseTable, StateStream, Trace, TraceError, TraceFile, TraceLayout, load_trace
 
 
 def _load_child():
@@ -216,7 +216,7 @@ def _phase(**kw):
 
 
 def test_error_bad_mode(tmp_path):
-    with pytest.raises(ValueError, match="mode must be 'w'.*got 'r'"):
+    with pytest.raises(ValueError, match="mode must be 'x'.*'w'.*got 'r'"):
         Trace(tmp_path / "a.h5", mode="r")
 
 
@@ -454,7 +454,7 @@ def test_error_stream_indices():
 
 
 def test_error_reader_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(TraceError, match="nope.h5'?: does not exist"):
         load_trace(tmp_path / "nope.h5")
 
 
@@ -462,7 +462,7 @@ def test_error_reader_not_a_trace(tmp_path):
     path = tmp_path / "other.h5"
     with h5py.File(path, "w") as f:
         f["x"] = np.zeros(3)
-    with pytest.raises(ValueError, match=r"is not a neurosim trace \(root attribute format=None"):
+    with pytest.raises(TraceError, match=r"is not a neurosim trace \(root attribute format=None"):
         load_trace(path)
 
 
