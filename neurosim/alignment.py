@@ -213,7 +213,7 @@ def _conv_alignment(circuit: Circuit, weights: Mapping[str, Any], biases: Mappin
         name = f"B{l}"
         if l > 1 and name in circuit.projection_names:
             fb = np.asarray(effective_weights(circuit, weights, name), dtype=float)
-            out[f"angle/W{l}/B_vs_Wt"] = angle_deg(fb if fb.shape == W[l - 1].shape else fb.T, W[l - 1])
+            out[f"angle/W{l}/B_vs_Wt"] = angle_deg(fb if circuit.projection(name).transposed else fb.T, W[l - 1])
     return out
 
 

@@ -240,8 +240,8 @@ def run_check(circuit_name: str, *, sizes: Sequence[int] = (20, 30, 10), activat
     if net is not None:
         arrays["x"] = x.reshape((len(x),) + tuple(net.input_shape))
         arrays["layers"] = np.array(net.describe_json())
-        for l in range(2, L + 1):  # the feedback in W{l}'s (forward) shape
-            if f"B{l}" in arrays and arrays[f"B{l}"].shape != weights[l - 1].shape:
+        for l in range(2, L + 1):  # the feedback in W{l}'s (forward) shape: dense feedback is stored transposed
+            if f"B{l}" in arrays and not circuit.projection(f"B{l}").transposed:
                 arrays[f"B{l}"] = arrays[f"B{l}"].T
     settings = {"sizes": ",".join(map(str, sizes))}
     if net is not None:

@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.add_argument("--dump", metavar="FILE.npz", help="write weights, feedback, inputs, targets and updates")
     c.add_argument("--against", choices=("brian2",), help="also run the circuit's phases in Brian2 and compare")
-    _add_scaleout_commands(sub)
+    _add_scaleout_commands(sub, common)
     return p
 
 
@@ -242,9 +242,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 _SCALEOUT_COMMANDS = ("sweep", "export", "view")
 
 
-def _add_scaleout_commands(sub) -> None:
+def _add_scaleout_commands(sub, common: argparse.ArgumentParser) -> None:
     """Subcommands beyond one run: ``sweep`` (Dask), ``export`` (NWB), ``view`` (live page)."""
-    s = sub.add_parser("sweep", help="run a scenario over a grid of settings x seeds as Dask tasks (resumable)")
+    s = sub.add_parser("sweep", parents=[common],
+                       help="run a scenario over a grid of settings x seeds as Dask tasks (resumable)")
     s.add_argument("scenario", help="path to a scenario .py file")
     s.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                    help="a setting and its values; repeat for more keys (the grid is their product)")
@@ -257,12 +258,13 @@ def _add_scaleout_commands(sub) -> None:
     s.add_argument("--workers", type=int, help="worker processes of the local cluster (default: available cores)")
     s.add_argument("--force", action="store_true", help="run into a DIR that holds a sweep with another definition")
 
-    e = sub.add_parser("export", help="convert a trace to another format (NWB)")
+    e = sub.add_parser("export", parents=[common], help="convert a trace to another format (NWB)")
     e.add_argument("file", help="the trace (.h5)")
     e.add_argument("--nwb", required=True, metavar="OUT.nwb", help="NWB file to write")
     e.add_argument("--overwrite", action="store_true", help="replace OUT.nwb if it exists")
 
-    v = sub.add_parser("view", help="serve a live page that follows a trace while it is written")
+    v = sub.add_parser("view", parents=[common],
+                       help="serve a live page that follows a trace while it is written")
     v.add_argument("file", help="the trace (.h5), which may not exist yet")
     v.add_argument("--port", type=int, default=5006, help="local port (default 5006; 0 picks a free one)")
     v.add_argument("--refresh-ms", type=int, default=1000, help="refresh period of the page, ms (default 1000)")

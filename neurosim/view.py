@@ -138,7 +138,7 @@ def make_app(path: str | Path, refresh_ms: int = 1000):
     from bokeh.models import ColumnDataSource, Div
     from bokeh.plotting import figure
 
-    from .trace import load_trace
+    from .trace import TraceError, load_trace
 
     path = Path(path)
 
@@ -172,7 +172,7 @@ def make_app(path: str | Path, refresh_ms: int = 1000):
                     state["inode"] = path.stat().st_ino
                 else:
                     tf.refresh()
-            except (FileNotFoundError, ValueError, OSError, KeyError) as err:  # not there yet, or still in begin
+            except (FileNotFoundError, ValueError, OSError, KeyError, TraceError) as err:  # not there yet, or begun
                 if state["tf"] is not None:
                     state["tf"].close()
                 state["tf"] = None
