@@ -45,7 +45,7 @@ from neurosim.schedule import Converged, Phase, ScheduleError
 from neurosim.sources import Data, OutputError, Zero
 from neurosim.units import positive_ms
 
-from . import _mlp
+from . import _conv, _mlp
 
 __all__ = ["PCSpec", "build_network", "spec_of", "layer_parameters", "weight_rules", "bias_rules",
            "value_names", "forward_phase", "target_clamp", "inference_evolve", "exact_settle",
@@ -83,9 +83,10 @@ def _dale(dale: EISplit | float | None) -> EISplit | None:
     raise ValueError(f"dale={dale!r} must be None, an EISplit or the excitatory fraction in (0, 1], e.g. 0.8")
 
 
-def build_network(name: str, sizes: Sequence[int], activation: str, loss: str, *, seed: int, tau_ms: float,
+def build_network(name: str, sizes: Sequence[int] | None, activation: str, loss: str, *, seed: int, tau_ms: float,
                   tau_error_ms: float | None, dale: EISplit | float | None, weight_scale: float,
-                  output_precision: float = 1.0) -> Circuit:
+                  output_precision: float = 1.0, layers: str | None = None,
+                  input_shape: Sequence[int] | str | None = None) -> Circuit:
     """The predictive-coding network (see the module docstring) as a :class:`Circuit`.
 
     Parameters
@@ -109,44 +110,67 @@ def build_network(name: str, sizes: Sequence[int], activation: str, loss: str, *
     weight_scale : float
     output_precision : float
         ``π_L > 0``: weight of the output error in the energy (1 for Z-IL and Fa-Z-IL).
+    layers, input_shape : str and (C, H, W), optional
+        A convolutional network (:mod:`circuits._conv`; ``sizes`` may then be None): value nodes,
+        predictions and errors get the layers' maps (one bias per channel on ``mu_l``),
+        ``W_l`` convolves (and pools) ``φ(v_{l-1})``, ``B_l`` is its adjoint with ``W_l``'s kernel,
+        and the ``±π I`` wiring is one-to-one (1-D weights).
     """
     if not (np.isfinite(output_precision) and output_precision > 0):
         raise ValueError(f"output_precision={output_precision!r} must be finite and > 0, e.g. 1.0 or 0.01")
     dale = _dale(dale)
     tau_e = None if tau_error_ms is None else positive_ms(tau_error_ms, "tau_error_ms")
+    net = _conv.conv_net(layers, input_shape, sizes)
+    if net is not None:
+        if dale is not None:
+            raise ValueError("dale=... is not available for convolutional layers yet; drop dale or use dense layers")
+        sizes = net.sizes
     spec = _mlp.layer_spec(sizes, activation, loss, tau_ms, None, dale)
     rng = np.random.default_rng(seed)
-    weights, biases = _mlp.init_layers(spec, rng, weight_scale)
+    if net is not None:
+        weights, biases = _conv.init_weights(net, rng, weight_scale)
+    else:
+        weights, biases = _mlp.init_layers(spec, rng, weight_scale)
+    shape = (lambda l: None) if net is None else net.shape
+    one = (lambda n, v: v * np.eye(n)) if net is None else (lambda n, v: np.full(n, float(v)))
     L = spec.depth
     mse = loss == "mse"
     pops = [Population("x0", spec.sizes[0], spec.tau_ms, "linear", role="input",
-                       ei=_mlp.presynaptic_split(spec, 0))]
+                       ei=_mlp.presynaptic_split(spec, 0), shape=shape(0))]
     for l in range(1, L):
         pops.append(Population(f"x{l}", spec.sizes[l], spec.tau_ms, activation, leak=0.0, role="hidden",
-                               ei=_mlp.presynaptic_split(spec, l)))
+                               ei=_mlp.presynaptic_split(spec, l), shape=shape(l)))
     if mse:
-        pops.append(Population(f"x{L}", spec.sizes[L], spec.tau_ms, "linear", leak=0.0, role="output"))
+        pops.append(Population(f"x{L}", spec.sizes[L], spec.tau_ms, "linear", leak=0.0, role="output",
+                               shape=shape(L)))
     for l in range(1, L + 1):
-        pops.append(Population(f"eps{l}", spec.sizes[l], tau_e, "linear", role="error"))
+        pops.append(Population(f"eps{l}", spec.sizes[l], tau_e, "linear", role="error", shape=shape(l)))
         pops.append(Population(f"mu{l}", spec.sizes[l], None, "linear", bias=biases[l - 1],
-                               compartment_of=f"eps{l}", role="prediction"))
+                               compartment_of=f"eps{l}", role="prediction", shape=shape(l)))
     projs = []
     for l in range(1, L + 1):
         n = spec.sizes[l]
         pi = output_precision if l == L else 1.0
+        layer = None if net is None else net.layers[l - 1]
         projs.append(Projection(f"W{l}", f"x{l - 1}", f"mu{l}", weights[l - 1], pathway="feedforward",
-                                plastic=True, sign="dale" if dale is not None else "free"))
+                                plastic=True, sign="dale" if dale is not None else "free",
+                                conv=None if layer is None else layer.conv, pool=None if layer is None else layer.pool))
         if l < L or mse:  # with cross-entropy the output error neuron is clamped, not computed
-            projs.append(Projection(f"V{l}", f"x{l}", f"eps{l}", pi * np.eye(n), signal="u"))
-            projs.append(Projection(f"M{l}", f"mu{l}", f"eps{l}", -pi * np.eye(n), signal="u"))
+            projs.append(Projection(f"V{l}", f"x{l}", f"eps{l}", one(n, pi), signal="u"))
+            projs.append(Projection(f"M{l}", f"mu{l}", f"eps{l}", one(n, -pi), signal="u"))
         if l < L:
-            projs.append(Projection(f"E{l}", f"eps{l}", f"x{l}", -np.eye(n), signal="u"))
-        if l > 1:
+            projs.append(Projection(f"E{l}", f"eps{l}", f"x{l}", one(n, -1.0), signal="u"))
+        if l > 1 and layer is not None and layer.spatial:
+            route = f"x{l - 1}" if layer.pool is not None and layer.pool.kind == "max" else None
+            projs.append(Projection(f"B{l}", f"eps{l}", f"x{l - 1}", Tied(f"W{l}", "identity"), pathway="feedback",
+                                    signal="u", gain=f"x{l - 1}", conv=layer.conv, pool=layer.pool, transposed=True,
+                                    route=route))
+        elif l > 1:
             projs.append(Projection(f"B{l}", f"eps{l}", f"x{l - 1}", Tied(f"W{l}", "transpose"), pathway="feedback",
                                     signal="u", gain=f"x{l - 1}"))
     meta = {"sizes": list(spec.sizes), "activation": activation, "loss": loss, "seed": seed,
             "dale": None if dale is None else dale.exc, "tau_ms": spec.tau_ms, "tau_error_ms": tau_e,
-            "output_precision": float(output_precision)}
+            "output_precision": float(output_precision), **({} if net is None else _conv.meta_of(net))}
     return Circuit(pops, projs, name=name, meta=meta)
 
 

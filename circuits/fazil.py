@@ -40,12 +40,14 @@ __all__ = ["NAME", "SUMMARY", "build", "schedule", "layer_parameters"]
 layer_parameters = pc.layer_parameters
 
 
-def build(sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", *, seed: int = 0,
+def build(sizes: Sequence[int] | None, activation: str = "tanh", loss: str = "mse", *, seed: int = 0,
           tau_ms: float = 10.0, tau_error_ms: float | None = None, dale: EISplit | float | None = None,
-          weight_scale: float = 1.0) -> Circuit:
+          weight_scale: float = 1.0, layers: str | None = None,
+          input_shape: Sequence[int] | str | None = None) -> Circuit:
     """Build the predictive-coding network for Fa-Z-IL (same parameters as :func:`circuits.zil.build`)."""
     return pc.build_network(NAME, sizes, activation, loss, seed=seed, tau_ms=tau_ms, tau_error_ms=tau_error_ms,
-                            dale=dale, weight_scale=weight_scale)
+                            dale=dale, weight_scale=weight_scale,
+                            layers=layers, input_shape=input_shape)
 
 
 def schedule(circuit: Circuit, *, dt_ms: float | None = None, target_ms: float | None = None, lr: float = 0.01,

@@ -35,9 +35,10 @@ __all__ = ["NAME", "SUMMARY", "build", "schedule", "layer_parameters"]
 layer_parameters = pc.layer_parameters
 
 
-def build(sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", *, seed: int = 0,
+def build(sizes: Sequence[int] | None, activation: str = "tanh", loss: str = "mse", *, seed: int = 0,
           tau_ms: float = 10.0, tau_error_ms: float | None = None, dale: EISplit | float | None = None,
-          weight_scale: float = 1.0) -> Circuit:
+          weight_scale: float = 1.0, layers: str | None = None,
+          input_shape: Sequence[int] | str | None = None) -> Circuit:
     """Build the predictive-coding network for Z-IL.
 
     Parameters
@@ -58,9 +59,13 @@ def build(sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", *, 
         E/I split of the hidden value nodes; forward weights keep their signs.
     weight_scale : float
         Initial weights ``U(-s, s)``, ``s = weight_scale/sqrt(fan_in)``.
+    layers, input_shape : str and (C, H, W), optional
+        A convolutional network (:mod:`circuits._conv`), e.g. ``layers="conv:4:3,maxpool:2,dense:10"``,
+        ``input_shape=(1, 8, 8)``; ``sizes`` may then be None.
     """
     return pc.build_network(NAME, sizes, activation, loss, seed=seed, tau_ms=tau_ms, tau_error_ms=tau_error_ms,
-                            dale=dale, weight_scale=weight_scale)
+                            dale=dale, weight_scale=weight_scale,
+                            layers=layers, input_shape=input_shape)
 
 
 def schedule(circuit: Circuit, *, dt_ms: float | None = None, lr: float = 0.01, momentum: float = 0.0,

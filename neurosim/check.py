@@ -196,7 +196,7 @@ def run_check(circuit_name: str, *, sizes: Sequence[int] = (20, 30, 10), activat
         if "layers" not in inspect.signature(module.build).parameters:
             raise ValueError(f"circuit {circuit_name!r} has no convolutional form (its build takes no layers=); "
                              f"circuits with one: backprop, feedback_alignment, direct_feedback_alignment, "
-                             f"sign_symmetry, kolen_pollack")
+                             f"sign_symmetry, kolen_pollack, il, zil, fazil")
         net = _conv.conv_net(layers, input_shape, None)
         sizes = net.sizes
         build_opts = {**build_opts, "layers": net.text, "input_shape": net.input_shape}

@@ -253,8 +253,11 @@ class Projection:
         Unique name within the circuit (e.g. ``"W1"``).
     pre, post : str
         Names of the presynaptic and postsynaptic populations.
-    weights : array (n_post, n_pre) or Tied
-        Initial weights, or a :class:`Tied` reference to another projection.
+    weights : array (n_post, n_pre), array (n,) or Tied
+        Initial weights, or a :class:`Tied` reference to another projection. A 1-D array makes a
+        one-to-one projection between populations of the same size (unit ``i`` to unit ``i``
+        with weight ``w_i``: the diagonal matrix without storing it, e.g. the ``±I`` wiring of
+        error neurons over large feature maps).
     pathway : {"feedforward", "feedback"}
         Which circuit the projection belongs to.
     signal : {"r", "u", "df"}
@@ -322,7 +325,7 @@ class Projection:
                                f"to know which units won each window")
         if not isinstance(self.weights, Tied):
             w = np.array(self.weights, dtype=float)
-            ndim = 4 if self.conv is not None else 2
+            ndim = 4 if self.conv is not None else (1 if w.ndim == 1 and not self.spatial else 2)
             if w.ndim != ndim:
                 what = "a 4-D kernel (C_out, C_in, kh, kw)" if self.conv is not None else "a 2-D array (n_post, n_pre)"
                 raise CircuitError(f"{owner}: weights must be {what}, got shape {w.shape}")
@@ -517,6 +520,11 @@ class Circuit:
                     f"{owner}: Tied.magnitude has shape {proj.weights.magnitude.shape}, expected {shape}")
             if proj.spatial:
                 self._check_spatial(proj, pre, post, shape, owner)
+            elif len(shape) == 1:
+                if not (shape[0] == pre.size == post.size):
+                    raise CircuitError(
+                        f"{owner}: one-to-one weights have shape {shape}; they need pre and post of the same size, "
+                        f"got {pre.size} ({proj.pre!r}) and {post.size} ({proj.post!r})")
             elif shape != (post.size, pre.size):
                 raise CircuitError(
                     f"{owner}: weights have shape {shape}, expected (n_post, n_pre) = ({post.size}, {pre.size}) "

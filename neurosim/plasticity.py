@@ -92,6 +92,8 @@ class SynapseView:
         variable of the synapse's own neurons, so the product stays local.
         """
         proj = self.projection
+        if self.weights is not None and getattr(self.weights, "ndim", 2) == 1:  # one-to-one: its own pairs
+            return (post * pre).sum(axis=0)
         if proj is None or not proj.spatial:
             return post.T @ pre
         circuit = self._circuit

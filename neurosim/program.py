@@ -87,8 +87,9 @@ class Term:
     kind : TermKind
     weights : array
         Stored weights (shape by ``kind``: ``(n_post, n_pre)``, ``(n_pre, n_post)`` or ``(n,)``).
-    matrix : array (n_post, n_pre)
-        The effective matrix ``W`` (a view; what a dense evaluation would use).
+    matrix : array (n_post, n_pre), or (n,)
+        The effective matrix ``W`` (a view; what a dense evaluation would use), or the weights of
+        a projection declared one-to-one (1-D).
     gain : str or None
         Population whose slope ``f'(u)`` multiplies the term element-wise.
     gain_value : array (B, n_post) or None
@@ -394,6 +395,12 @@ class PhaseProgram:
                     gain_value = view.signal(proj.gain, "df")
                 if proj.pre in computed or (proj.gain is not None and proj.gain in computed) or proj.route in computed:
                     live.append((proj, w, gain_value))
+                elif w.ndim == 1:  # a frozen one-to-one projection
+                    value = view.signal(proj.pre, proj.signal) * w
+                    if gain_value is not None:
+                        value = value * gain_value
+                    const = value if const is None else const + value
+                    hoisted.append(_term(proj, w, gain_value, TermKind.ONE_TO_ONE, w, live=False))
                 elif proj.spatial:  # frozen maps: convolve once for the whole phase
                     folded_term = _spatial_term(circuit, proj, w, gain_value, live=False)
                     route = view.signal(proj.route, "r") if proj.route is not None else None
@@ -424,7 +431,7 @@ class PhaseProgram:
         for name, live in raw.items():
             out = []
             for proj, w, gain_value in live:
-                d = None if proj.spatial else diagonal.get(id(w))
+                d = w if w.ndim == 1 else (None if proj.spatial else diagonal.get(id(w)))
                 if proj.spatial:
                     out.append(_spatial_term(circuit, proj, w, gain_value, live=True))
                     if proj.pre in computed and proj.signal != "u":
@@ -478,7 +485,8 @@ class PhaseProgram:
                 lines.append(f"  {title}:")
                 lines += ["    " + line for pop in pops for line in pop.describe().splitlines()]
         counts = {kind: sum(t.kind is kind for _, t in self.terms()) for kind in TermKind}
-        lines.append("  live terms per evaluation: " + ", ".join(f"{n} {k.value}" for k, n in counts.items()))
+        lines.append("  live terms per evaluation: " + (", ".join(f"{n} {k.value}" for k, n in counts.items() if n)
+                                                          or "none"))
         return "\n".join(lines)
 
     def __repr__(self) -> str:

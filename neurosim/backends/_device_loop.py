@@ -220,8 +220,8 @@ def _fused_parts(rt, program: PhaseProgram, circuit, y: dict, batch: int) -> dic
     diagonal signals) may only hold frozen values, instantaneous populations or the population's
     own buffers; any other live source is folded into ``acc`` before the first update of the step.
     """
-    if any(t.spatial for _, t in program.terms()):
-        return None  # convolutions and pooling: the integrator's array code (no fused kernel yet)
+    if any(t.spatial or (t.gain is not None and t.matrix.ndim == 1) for _, t in program.terms()):
+        return None  # convolutions, pooling, gated 1-D one-to-one terms: the integrator's array code
     codes = {}
     for pop in program.computed:
         act = compiled(pop.activation)

@@ -106,6 +106,12 @@ def fixed_steps(phase: Phase, steps: int | None) -> Phase:
     return dataclasses.replace(phase, max_ms=int(steps) * phase.dt_ms, until=None)
 
 
+def _dense(w) -> np.ndarray:
+    """The (n_post, n_pre) float matrix of a term (a one-to-one projection's diagonal expanded)."""
+    w = np.asarray(w, dtype=float)
+    return np.diag(w) if w.ndim == 1 else w
+
+
 @dataclass(frozen=True)
 class Drive:
     """One projection driving a computed population: ``gain ⊙ (s(pre) Wᵀ)``.
@@ -171,8 +177,7 @@ class PhasePlan:
         read: list = []
         for pop in program.integrated + program.instantaneous:
             terms = sorted(pop.folded + pop.terms, key=lambda t: order[t.projection])
-            drives[pop.name] = tuple(Drive(circuit.projection(t.projection), np.asarray(t.matrix, dtype=float))
-                                     for t in terms)
+            drives[pop.name] = tuple(Drive(circuit.projection(t.projection), _dense(t.matrix)) for t in terms)
             read += [name for t in terms for name in (t.pre, t.gain) if name is not None]
         frozen = tuple(dict.fromkeys(n for n in read if n not in computed))
         levels = {pop.name: pop.level for pop in program.instantaneous}

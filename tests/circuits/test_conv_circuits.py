@@ -12,8 +12,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import neurosim as ns
 from neurosim import circuits
@@ -79,6 +78,24 @@ def test_backprop_and_tied_feedback_equal_conv_backprop(net, activation, loss, s
                            seed=seed, options=options)
         assert report.max_relative_error <= TOL, (name, layers, report.layers)
         assert max(errors(report)) <= TOL
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(conv_nets(), st.sampled_from(["tanh", "sigmoid"]), st.sampled_from(["mse", "ce"]), st.integers(0, 1000))
+def test_zil_and_fazil_equal_conv_backprop(net, activation, loss, seed):
+    """Predictive coding with Z-IL's conditions on conv layers: value, prediction and error maps,
+    one-to-one ±I wiring, transposed convolutions for the feedback (Song et al. 2020's exactness)."""
+    layers, shape = net
+    for name in ("zil", "fazil"):
+        report = run_check(name, layers=layers, input_shape=shape, activation=activation, loss=loss, batch=2, seed=seed)
+        assert report.max_relative_error <= TOL, (name, layers, report.layers)
+
+
+def test_inference_learning_on_conv_layers_approximates_backprop():
+    """IL is not exact (it approaches backprop as the output precision falls): it must run and differ."""
+    exact = run_check("zil", layers="conv:2:3,avgpool:2,dense:3", input_shape="1,8,8")
+    il = run_check("il", layers="conv:2:3,avgpool:2,dense:3", input_shape="1,8,8")
+    assert exact.max_relative_error <= TOL < il.max_relative_error
 
 
 @settings(max_examples=10, deadline=None)
@@ -149,6 +166,12 @@ def test_brian2_refuses_conv_phases_with_a_reason():
 def test_bad_layer_strings_are_refused_naming_the_item(layers, message):
     with pytest.raises(ValueError, match=message):
         _conv.parse_layers(layers, "1,5,5")
+
+
+def test_one_to_one_wiring_is_stored_as_a_vector():
+    zil = circuits.get("zil")
+    c = zil.build(None, layers="conv:4:3,dense:3", input_shape=(1, 8, 8))
+    assert c.projection("V1").weights.shape == (144,) and c.projection("E1").weights.shape == (144,)
 
 
 def test_circuits_without_a_conv_form_refuse_layers():
