@@ -18,8 +18,9 @@ Populations of a network with widths ``d_0 .. d_L``:
 
 Projections: ``W_l: x_{l-1} -> mu_l`` (plastic, feedforward), ``V_l: x_l -> eps_l`` (``+π_l I``),
 ``M_l: mu_l -> eps_l`` (``-π_l I``: the prediction inhibits its error neuron), ``E_l: eps_l -> x_l``
-(``-I``, hidden layers), all four on the feedforward pathway, and ``B_l: eps_l -> x_{l-1}``
-(``W_l^T``, tied, gain ``f'(v_{l-1})``) on the feedback pathway. The hidden value nodes follow
+(``-I``, hidden layers; these three are one-to-one, stored as their diagonals), all four on the
+feedforward pathway, and ``B_l: eps_l -> x_{l-1}`` (``W_l^T``, tied, gain ``f'(v_{l-1})``) on the
+feedback pathway. The hidden value nodes follow
 the gradient flow on the energy ``F = Σ_l ||ε_l||² / (2 π_l)``:
 
 ``tau dv_l/dt = -ε_l + f'(v_l) ⊙ W_{l+1}^T ε_{l+1}``
@@ -132,7 +133,11 @@ def build_network(name: str, sizes: Sequence[int] | None, activation: str, loss:
     else:
         weights, biases = _mlp.init_layers(spec, rng, weight_scale)
     shape = (lambda l: None) if net is None else net.shape
-    one = (lambda n, v: v * np.eye(n)) if net is None else (lambda n, v: np.full(n, float(v)))
+
+
+    def one(n: int, value: float) -> np.ndarray:  # one-to-one wiring, stored as its diagonal
+        return np.full(n, float(value))
+
     L = spec.depth
     mse = loss == "mse"
     pops = [Population("x0", spec.sizes[0], spec.tau_ms, "linear", role="input",
