@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plot", parents=[common], help="draw a figure from a trace")
     pl.add_argument("file")
-    pl.add_argument("--what", required=True, choices=("traces", "convergence", "phases", "alignment"))
+    pl.add_argument("--what", required=True, choices=("traces", "convergence", "phases", "alignment", "maps"))
+    pl.add_argument("--time-ms", type=float, help="maps: the sample nearest this simulated time (default: the last)")
     pl.add_argument("-o", "--out", required=True,
                     help="figure to write; the format follows the suffix (.png, .pdf, .svg ...)")
     pl.add_argument("--trial", type=_trial,
@@ -202,7 +203,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "plot":
         from .plot import plot
 
-        plot(args.file, args.what, args.out, trial=args.trial, populations=args.population, units=args.units)
+        plot(args.file, args.what, args.out, trial=args.trial, populations=args.population, units=args.units,
+             time_ms=args.time_ms)
         print(f"wrote {args.out}")
         return 0
     if args.command == "circuits":

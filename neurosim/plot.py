@@ -59,8 +59,9 @@ def figure_format(out: str | Path) -> str:
 def _save(fig: Figure, out: str | Path) -> Path:
     FigureCanvasAgg(fig)
     # fixed margins: tight_layout costs more than drawing these small figures
-    h = fig.get_figheight()
-    fig.subplots_adjust(left=0.11, right=0.97, top=1 - 0.35 / h, bottom=0.55 / h, hspace=0.9 / max(1.0, h / 3))
+    if fig.get_layout_engine() is None:
+        h = fig.get_figheight()
+        fig.subplots_adjust(left=0.11, right=0.97, top=1 - 0.35 / h, bottom=0.55 / h, hspace=0.9 / max(1.0, h / 3))
     out = Path(out)
     fig.savefig(out, dpi=100, format=figure_format(out))
     return out
@@ -391,11 +392,95 @@ def plot_alignment(trace_file: TraceLike, out: str | Path) -> Path:
         return _save(fig, out)
 
 
+def plot_maps(
+    trace_file: TraceLike,
+    out: str | Path,
+    *,
+    trial: int | str = "last",
+    populations: Sequence[str] | None = None,
+    time_ms: float | None = None,
+) -> Path:
+    """Feature maps of spatial populations (``shape=(C, H, W)``) at one moment of one trial.
+
+    Draws, for every recorded stream of a spatial population that recorded all its units, one
+    image per channel of the first recorded batch sample, at the sample closest to ``time_ms``
+    (default: the trial's last sample), with one colour scale per population.
+
+    Parameters
+    ----------
+    trace_file
+        Trace path or open :class:`~neurosim.trace.TraceFile`.
+    out
+        Figure to write; the suffix gives the format.
+    trial
+        An int or ``"last"`` (the last trial with samples).
+    populations
+        Only these populations (default: every spatial population recorded in full).
+    time_ms
+        Simulated time (ms) of the drawn sample; the nearest sample of the trial is used.
+
+    Raises
+    ------
+    ValueError
+        If no spatial population was recorded in full, or the trial has no samples.
+    """
+    if not (trial == "last" or (isinstance(trial, (int, np.integer)) and not isinstance(trial, bool))):
+        raise ValueError(f"trial must be an int or 'last' for a maps plot, got {trial!r}")
+    figure_format(out)
+    with _opened(trace_file) as tf:
+        shapes = {p["name"]: tuple(p["shape"]) for p in tf.circuit.get("populations", []) if p.get("shape")}
+        streams = [s for s in tf.layout.states if s.population in shapes
+                   and len(s.unit_indices) == int(np.prod(shapes[s.population]))]
+        _check_populations(tf, populations, [s.population for s in streams], "spatial state streams recorded in full")
+        if populations is not None:
+            streams = [s for s in streams if s.population in populations]
+        if not streams:
+            raise _nothing(tf, "no population with feature maps (shape=(C, H, W)) was recorded with all its units; "
+                               "record one with StateMonitor(population, variable) and units=None")
+        table = tf.phases
+        data = [tf.state(s.population, s.variable) for s in streams]
+        trials = [_trial_of_rows(table, rows) for _, rows, _ in data]
+        if trial == "last":
+            committed = np.concatenate([t[t >= 0] for t in trials])
+            if committed.size == 0:
+                raise _nothing(tf, "no state samples recorded yet")
+            trial = int(committed.max())
+        panels = []
+        for s, (t, _, v), tr in zip(streams, data, trials):
+            m = np.flatnonzero(tr == trial)
+            if m.size == 0:
+                continue
+            k = m[-1] if time_ms is None else m[np.argmin(np.abs(t[m] - time_ms))]
+            c, h, w = shapes[s.population]
+            order = np.argsort(s.unit_indices)
+            maps = np.asarray(v[k, 0], dtype=float)[order].reshape(c, h, w)
+            panels.append((s, float(t[k]), maps))
+        if not panels:
+            raise _nothing(tf, f"trial {trial} has no samples of a spatial population")
+        cols = max(p[2].shape[0] for p in panels)
+        fig = Figure(figsize=(1.6 * cols + 1.2, 1.8 * len(panels)), layout="constrained")
+        grid = fig.add_gridspec(len(panels), cols + 1, width_ratios=[1.0] * cols + [0.08])
+        for i, (s, t_k, maps) in enumerate(panels):
+            lim = float(np.abs(maps).max()) or 1.0
+            for ch in range(maps.shape[0]):
+                ax = fig.add_subplot(grid[i, ch])
+                im = ax.imshow(maps[ch], cmap="RdBu_r", vmin=-lim, vmax=lim)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if ch == 0:
+                    ax.set_ylabel(f"{s.population}.{s.variable}\nt={t_k:g} ms", fontsize=7)
+                ax.set_title(f"channel {ch}", fontsize=6)
+            fig.colorbar(im, cax=fig.add_subplot(grid[i, cols]))
+        fig.suptitle(f"feature maps, trial {trial} (batch sample {panels[0][0].batch_indices[0]})", fontsize=9)
+        return _save(fig, out)
+
+
 PLOTS: dict[str, Callable[..., Path]] = {
     "traces": plot_traces,
     "convergence": plot_convergence,
     "phases": plot_phases,
     "alignment": plot_alignment,
+    "maps": plot_maps,
 }
 
 #: Options (keyword arguments of :func:`plot`) each figure takes.
@@ -404,6 +489,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "convergence": ("trial", "populations"),
     "phases": (),
     "alignment": (),
+    "maps": ("trial", "populations", "time_ms"),
 }
 
 
