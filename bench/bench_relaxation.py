@@ -11,7 +11,9 @@ Implementations (``bench/peers/``), each a worker process started with its own i
 * ``numpy`` (``numpy_loop.py``, the project's ``.venv``): the plain numpy loop, the reference;
 * ``neurosim`` / ``neurosim-kernel`` (``neurosim_numba.py``, ``.venv``): the IL circuit's
   ``relax`` phase on ``NumbaBackend`` (``PhaseField`` + ``relax``), and the ``relax`` call alone;
-* ``jax`` (``jax_fori.py``, ``.venv-bench``): one ``jax.jit`` around ``lax.fori_loop`` over all steps;
+* ``jax`` / ``jax-matmul`` (``jax_fori.py``, ``.venv-bench``): one ``jax.jit`` around
+  ``lax.fori_loop`` over all steps, products written as ``einsum`` on ``W`` as stored, or as
+  ``a @ W.T`` (slower at batch 1 on the benchmark machine); ratios use the faster of the two;
 * ``torch`` (``torch_eager.py``, ``.venv-bench``): eager under ``no_grad`` (``torch-compile``
   with ``--torch-compile``);
 * ``pcx-scan`` / ``pcx-unrolled`` (``pcx_relax.py``, ``.venv-pcx``): pcx's ``Vode``/energy API,
@@ -67,7 +69,7 @@ class Peer:
 PEERS: dict[str, Peer] = {
     "numpy": Peer("numpy_loop.py", ".venv/bin/python", ("numpy",)),
     "neurosim": Peer("neurosim_numba.py", ".venv/bin/python", ("neurosim", "neurosim-kernel")),
-    "jax": Peer("jax_fori.py", ".venv-bench/bin/python", ("jax",)),
+    "jax": Peer("jax_fori.py", ".venv-bench/bin/python", ("jax", "jax-matmul")),
     "torch": Peer("torch_eager.py", ".venv-bench/bin/python", ("torch",)),
     "pcx": Peer("pcx_relax.py", ".venv-pcx/bin/python", ("pcx-scan", "pcx-unrolled")),
 }
@@ -145,6 +147,7 @@ class Worker:
     proc: subprocess.Popen
     out_path: str
     ready: dict = field(default_factory=dict)
+    suffix: str = ""
 
     def ask(self, msg: dict) -> dict:
         """Send one request line and read the answer line."""
@@ -172,22 +175,50 @@ class Worker:
             self.proc.kill()
 
 
-def start_worker(name: str, peer: Peer, problem_path: str, workdir: str, threads: int,
-                 extra_env: dict[str, str]) -> Worker:
-    """Start ``peer`` pinned to ``threads`` cores and wait until it has compiled and warmed up."""
+def parse_spec(spec: str) -> tuple[str, int | None, dict[str, str], str]:
+    """Split a peer spec ``NAME[/THREADS][+KEY=VALUE...]`` into name, thread override, env and label suffix.
+
+    ``neurosim/1`` runs the neurosim worker on 1 thread whatever ``--threads`` says;
+    ``neurosim+OPENBLAS_THREAD_TIMEOUT=1`` adds that variable to its environment. The suffix
+    (``/1``, ``+OPENBLAS_THREAD_TIMEOUT=1``) is appended to the worker's variant names.
+    """
+    head, *envs = spec.split("+")
+    name, _, t = head.partition("/")
+    env = dict(kv.split("=", 1) for kv in envs)
+    return name, (int(t) if t else None), env, spec[len(name):]
+
+
+def start_worker(spec: str, problem_path: str, workdir: str, threads: int, extra_env: dict[str, str]) -> Worker:
+    """Start the worker of ``spec`` (see :func:`parse_spec`) pinned to its threads' cores; wait until it is warm.
+
+    Parameters
+    ----------
+    spec : str
+        Peer spec, e.g. ``jax``, ``neurosim/1`` or ``neurosim+OPENBLAS_THREAD_TIMEOUT=1``.
+    problem_path, workdir : str
+        The problem ``.npz`` and where the worker writes its final states.
+    threads : int
+        Threads (and cores ``0 .. threads-1``) unless the spec overrides them.
+    extra_env : dict
+        Environment added for every worker (``--env``).
+    """
+    name, t_override, spec_env, suffix = parse_spec(spec)
+    peer = PEERS[name]
+    threads = t_override or threads
     python = ROOT / peer.python
     if not python.exists():
         raise FileNotFoundError(f"{peer.python} is missing (create that virtual environment)")
-    out_path = os.path.join(workdir, f"{name}-out.npz")
+    out_path = os.path.join(workdir, f"{len(os.listdir(workdir))}-out.npz")
     cmd = ["taskset", "-c", cpu_list(threads), str(python), str(PEER_DIR / peer.script), problem_path, out_path,
            str(threads), *peer.extra_args]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**thread_env(threads), **extra_env}, cwd=str(ROOT))
-    w = Worker(name, proc, out_path)
+                            env={**thread_env(threads), **extra_env, **spec_env}, cwd=str(ROOT))
+    w = Worker(spec, proc, out_path)
     line = proc.stdout.readline() if proc.stdout else ""
     if not line:
-        raise RuntimeError(f"worker {name} failed to start: {w.stderr_tail()}")
+        raise RuntimeError(f"worker {spec} failed to start: {w.stderr_tail()}")
     w.ready = json.loads(line)
+    w.suffix = suffix
     return w
 
 
@@ -212,25 +243,29 @@ def bench_config(dtype: str, batch: int, threads: int, steps: int, rounds: int, 
         np.savez(problem_path, **problem)
         workers: list[Worker] = []
         try:
-            for name in peers:
+            for spec in peers:
                 try:
-                    w = start_worker(name, PEERS[name], problem_path, work, threads, extra_env)
+                    w = start_worker(spec, problem_path, work, threads, extra_env)
                 except (RuntimeError, FileNotFoundError) as err:
-                    result["notes"][name] = str(err).strip().splitlines()[-1][:300]
+                    result["notes"][spec] = str(err).strip().splitlines()[-1][:300]
                     continue
                 workers.append(w)
-                result["versions"].update(w.ready["versions"])
+                versions = w.ready["versions"]
+                if spec.startswith("pcx") and "jax" in versions:  # pcx's own (older) jax
+                    versions["jax (pcx)"] = versions.pop("jax")
+                result["versions"].update(versions)
                 with np.load(w.out_path) as finals:
                     for v in w.ready["variants"]:
-                        result["max_rel_error_vs_f64"][v] = max_rel_error((finals[f"{v}.v1"], finals[f"{v}.v2"]), ref)
-                        result["first_call_s"][v] = w.ready["first_s"][v]
+                        err = max_rel_error((finals[f"{v}.v1"], finals[f"{v}.v2"]), ref)
+                        result["max_rel_error_vs_f64"][v + w.suffix] = err
+                        result["first_call_s"][v + w.suffix] = w.ready["first_s"][v]
             jobs = [(w, v, max(1, round(min_round_s / max(w.ready["warm_s"][v], 1e-6))))
                     for w in workers for v in w.ready["variants"]]
-            times: dict[str, list[float]] = {v: [] for _, v, _ in jobs}
+            times: dict[str, list[float]] = {v + w.suffix: [] for w, v, _ in jobs}
             for r in range(rounds):
                 shift = r % max(len(jobs), 1)
                 for w, v, reps in jobs[shift:] + jobs[:shift]:
-                    times[v] += w.ask({"variant": v, "reps": reps})["times"]
+                    times[v + w.suffix] += w.ask({"variant": v, "reps": reps})["times"]
         finally:
             for w in workers:
                 w.close()
@@ -240,15 +275,19 @@ def bench_config(dtype: str, batch: int, threads: int, steps: int, rounds: int, 
         result["per_step_s"][v] = med / steps
         result["spread"][v] = (q[2] - q[0]) / med
     t = result["per_step_s"]
+    jax_times = [t[k] for k in ("jax", "jax-matmul") if k in t]
+    if jax_times:
+        t["jax-best"] = min(jax_times)
     if "neurosim" in t:
         result["ratios"] = {f"neurosim/{k}": t["neurosim"] / t[k] for k in t if k != "neurosim"}
         if "neurosim-kernel" in t and "jax" in t:
-            result["ratios"]["neurosim-kernel/jax"] = t["neurosim-kernel"] / t["jax"]
+            result["ratios"]["neurosim-kernel/jax-best"] = t["neurosim-kernel"] / t["jax-best"]
     return result
 
 
 # -- reporting ------------------------------------------------------------------------------------
-ORDER = ("numpy", "jax", "torch", "torch-compile", "pcx-scan", "pcx-unrolled", "neurosim", "neurosim-kernel")
+ORDER = ("numpy", "jax", "jax-matmul", "jax-best", "torch", "torch-compile", "pcx-scan", "pcx-unrolled",
+         "neurosim", "neurosim-kernel")
 
 
 def fmt_time(s: float) -> str:
@@ -262,19 +301,24 @@ def markdown(results: list[dict]) -> str:
     for threads in sorted({r["threads"] for r in results}):
         rs = [r for r in results if r["threads"] == threads]
         cols = [c for c in ORDER if any(c in r["per_step_s"] for r in rs)]
-        ratio_cols = [c for c in ("jax", "numpy", "torch", "pcx-scan", "pcx-unrolled") if c in cols and "neurosim" in cols]
-        out.append(f"\n**{threads} thread(s)** (time per step, median; ratio = neurosim / peer, < 1: neurosim faster)\n")
-        out.append("| dtype, batch | " + " | ".join(cols) + " | " + " | ".join(f"neurosim / {c}" for c in ratio_cols)
-                   + (" | kernel / jax" if "jax" in cols and "neurosim-kernel" in cols else "") + " |")
-        out.append("|---" * (1 + len(cols) + len(ratio_cols) + ("jax" in cols and "neurosim-kernel" in cols)) + "|")
+        cols += sorted({c for r in rs for c in r["per_step_s"] if c not in ORDER})
+        ratio_cols = [c for c in ("jax-best", "numpy", "torch", "pcx-scan", "pcx-unrolled")
+                      if c in cols and "neurosim" in cols]
+        out.append(f"\n**{threads} thread(s)** (time per step, median; ratio = neurosim / peer, "
+                   "< 1: neurosim faster)\n")
+        kernel_col = "jax-best" in cols and "neurosim-kernel" in cols
+        head = ["dtype, batch", *cols, *(f"neurosim / {c}" for c in ratio_cols)] + (["kernel / jax-best"] * kernel_col)
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|---" * len(head) + "|")
         for r in rs:
             t = r["per_step_s"]
-            cells = [fmt_time(t[c]) if c in t else "–" for c in cols]
-            ratios = [f"{t['neurosim'] / t[c]:.2f}" if c in t and "neurosim" in t else "–" for c in ratio_cols]
-            if "jax" in cols and "neurosim-kernel" in cols:
-                ratios.append(f"{t['neurosim-kernel'] / t['jax']:.2f}" if "jax" in t and "neurosim-kernel" in t else "–")
-            out.append(f"| {r['dtype'].replace('float', 'f')}, {r['batch']} | " + " | ".join(cells) + " | "
-                       + " | ".join(ratios) + " |")
+            row = [f"{r['dtype'].replace('float', 'f')}, {r['batch']}"]
+            row += [fmt_time(t[c]) if c in t else "–" for c in cols]
+            row += [f"{t['neurosim'] / t[c]:.2f}" if c in t and "neurosim" in t else "–" for c in ratio_cols]
+            if kernel_col:
+                ok = "jax-best" in t and "neurosim-kernel" in t
+                row.append(f"{t['neurosim-kernel'] / t['jax-best']:.2f}" if ok else "–")
+            out.append("| " + " | ".join(row) + " |")
         errs = {}
         for r in rs:
             for k, e in r["max_rel_error_vs_f64"].items():
@@ -309,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="back-to-back runs per implementation and round fill at least this long")
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--peers", default="numpy,neurosim,jax,torch,pcx",
-                    help=f"comma list of {', '.join(PEERS)}, torch-compile")
+                    help=f"comma list of {', '.join(PEERS)}, torch-compile; a peer may carry a thread count "
+                         "and environment: neurosim/1, neurosim+OPENBLAS_THREAD_TIMEOUT=1")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for every worker (e.g. OPENBLAS_THREAD_TIMEOUT=1)")
     ap.add_argument("--json", default=None, help="write all results here")
@@ -320,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         PEERS["torch"] = Peer("torch_eager.py", ".venv-bench/bin/python", ("torch", "torch-compile"), ("compile",))
         if "torch" not in peers:
             peers.append("torch")
-    unknown = [p for p in peers if p not in PEERS]
+    unknown = [p for p in peers if parse_spec(p)[0] not in PEERS]
     if unknown:
         ap.error(f"unknown peers {unknown}; known: {list(PEERS)}")
     extra_env = dict(kv.split("=", 1) for kv in args.env)

@@ -6,7 +6,9 @@ through ``tanh`` too); inference is SGD at rate ``gamma`` on the hidden value no
 ``v_l += gamma (-e_l + f'(v_l) * W_{l+1}^T e_{l+1})``, from the feedforward pass, all inside one
 ``pcx.functional.jit``. Two idioms (variants):
 
-* ``pcx-scan``: the steps in ``pcx.functional.scan`` (one traced step, a compiled loop);
+* ``pcx-scan``: the steps in ``pcx.functional.scan`` (one traced step, a compiled loop; the
+  first step runs before the scan, since the value nodes' cache only takes its steady
+  structure after one step);
 * ``pcx-unrolled``: a Python loop inside the jitted function (the step traced ``steps`` times,
   as pcx's examples write it).
 
@@ -87,7 +89,8 @@ def make_runners(p: dict) -> dict[str, Runner]:
     def relax_scan(x, y, *, model, optim_h):
         with pxu.step(model, pxc.STATUS.INIT, clear_params=pxc.VodeParam.Cache):
             forward(x, y, model=model)
-        pxf.scan(scan_step, xs=jnp.arange(steps))(x, model=model, optim_h=optim_h)
+        step(x, model=model, optim_h=optim_h)  # the first step outside: it sets the carry's structure
+        pxf.scan(scan_step, xs=jnp.arange(steps - 1))(x, model=model, optim_h=optim_h)
 
     x, y = jnp.asarray(p["x"]), jnp.asarray(p["y"])
 
