@@ -325,6 +325,12 @@ def markdown(results: list[dict]) -> str:
                 errs.setdefault((r["dtype"], k), []).append(e)
         out.append("\nmax relative error of the final state vs the float64 reference: "
                    + "; ".join(f"{k} {d.replace('float', 'f')} {max(v):.1e}" for (d, k), v in sorted(errs.items())))
+        spreads = {}
+        for r in rs:
+            for k, v in r["spread"].items():
+                spreads[k] = max(spreads.get(k, 0.0), v)
+        out.append("\nnoise: largest inter-quartile range / median of the timed runs over these cells: "
+                   + "; ".join(f"{k} {100 * v:.0f} %" for k, v in spreads.items()))
         notes = {k: v for r in rs for k, v in r["notes"].items()}
         for k, v in notes.items():
             out.append(f"\n{k}: not run ({v})")
