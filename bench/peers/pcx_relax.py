@@ -112,7 +112,8 @@ def make_runners(p: dict) -> dict[str, Runner]:
 if __name__ == "__main__":
     problem = load_problem(sys.argv[1])
     runners = make_runners(problem)
-    import jax
-    import pcx
+    from importlib.metadata import version
 
-    serve(runners, sys.argv[2], {"pcx": getattr(pcx, "__version__", "?"), "jax": jax.__version__})
+    import jax
+
+    serve(runners, sys.argv[2], {"pcx": version("pcx"), "jax": jax.__version__})
