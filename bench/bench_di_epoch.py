@@ -21,8 +21,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import neurosim as ns
-from neurosim.circuits import dynamic_inversion as di
-from neurosim.circuits import ndi
+from neurosim.circuits import dynamic_inversion as di, ndi
 
 EPOCH = 60000
 

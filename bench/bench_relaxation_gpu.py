@@ -241,8 +241,8 @@ def main(argv=None) -> int:
             for name, (run, _) in live.items():
                 times[name].append(timed(run, sync) / args.steps)
         med = {k: statistics.median(v) for k, v in times.items()}
-        agree = {k: float(np.max(np.abs(finals[k] - finals["neurosim"])) / max(np.max(np.abs(finals["neurosim"])), 1e-30))
-                 for k in finals if k != "neurosim"}
+        scale = max(np.max(np.abs(finals["neurosim"])), 1e-30)
+        agree = {k: float(np.max(np.abs(finals[k] - finals["neurosim"])) / scale) for k in finals if k != "neurosim"}
         row = {"batch": batch, "s_per_step": med, "gemm_fraction": nominal_flops(batch) / med["neurosim"] / rate,
                "ratio_peer_over_neurosim": {k: med[k] / med["neurosim"] for k in med if k != "neurosim"},
                "max_rel_diff_to_neurosim": agree,
