@@ -246,7 +246,7 @@ def default_settle() -> Converged:
 
 def schedule(circuit: Circuit, *, dt_ms: float = PAPER["dt_ms"], steps: int = 20000,
              settle: Converged | None | str = "default", forward_settle: Converged | None = None,
-             forward_steps: int = 20000, optimizer: SGD | Adam | None = None, lr: float = 0.01,
+             forward_dt_ms: float | None = None, forward_steps: int = 20000, sleep_steps: int | None = None, optimizer: SGD | Adam | None = None, lr: float = 0.01,
              learn_feedback: bool | None = None, sigma: float = 0.1, feedback_optimizer: SGD | Adam | None = None,
              lr_feedback: float = 1e-3, feedback_decay: float = 0.0) -> Schedule:
     """Phases ``forward`` → ``control`` → ``learn`` [→ ``sleep_forward`` → ``sleep`` → ``learn_feedback``].
@@ -267,8 +267,13 @@ def schedule(circuit: Circuit, *, dt_ms: float = PAPER["dt_ms"], steps: int = 20
         like the authors.
     forward_settle : Converged, optional
         Stopping rule of the feedforward relaxations (default :func:`default_settle`).
+    forward_dt_ms : float, optional
+        Euler step of the feedforward relaxations (default ``τ_v``: forward Euler at ``dt = τ_v``
+        sets each soma to its drive, so ``L + 1`` steps reach the feedforward pass exactly).
     forward_steps : int
         Longest feedforward relaxation in steps.
+    sleep_steps : int, optional
+        Longest relaxation of the noise phase in steps (default ``steps``).
     optimizer : SGD or Adam, optional
         Optimiser of the forward weights and biases (default ``SGD(lr)``; the authors use Adam,
         ``lr`` 9.27e-5, betas 0.99, see :data:`PAPER`).
@@ -294,11 +299,14 @@ def schedule(circuit: Circuit, *, dt_ms: float = PAPER["dt_ms"], steps: int = 20
     if circuit.name != NAME or "k_p" not in m:
         raise ValueError(f"dfc.schedule: circuit {circuit.name!r} was not built by circuits.dfc.build; "
                          f"build it with dfc.build(sizes, ...)")
-    if int(steps) < 1 or int(forward_steps) < 1:
-        raise ValueError(f"steps={steps!r} and forward_steps={forward_steps!r} must be positive numbers of steps")
+    sleep_steps = int(steps) if sleep_steps is None else int(sleep_steps)
+    if min(int(steps), int(forward_steps), sleep_steps) < 1:
+        raise ValueError(f"steps={steps!r}, forward_steps={forward_steps!r} and sleep_steps={sleep_steps!r} must be "
+                         f"positive numbers of steps")
     if not (np.isfinite(sigma) and sigma > 0):
         raise ValueError(f"sigma={sigma!r} must be finite and > 0, e.g. 0.1")
     dt = positive_ms(dt_ms, "dt_ms")
+    forward_dt = float(m["tau_v_ms"]) if forward_dt_ms is None else positive_ms(forward_dt_ms, "forward_dt_ms")
     L, loss, lam = len(m["sizes"]) - 1, m["loss"], float(m["target_step"])
     direct = m["feedback"] == "direct"
     learn_feedback = direct if learn_feedback is None else bool(learn_feedback)
@@ -313,8 +321,8 @@ def schedule(circuit: Circuit, *, dt_ms: float = PAPER["dt_ms"], steps: int = 20
     feedback_net += [f"Q{l}" for l in layers] if direct else [f"Q{L}"] + [f"J{l}" for l in range(1, L)]
     controlled = dict(evolve=somata + basal + apical + ["e", "ui", "u"], projections=forward_net + feedback_net,
                       dt_ms=dt, max_ms=dt * int(steps), until=settle, training=True)
-    forward = dict(evolve=somata + basal, projections=forward_net, clamp={"x0": "x"}, dt_ms=dt,
-                   max_ms=dt * int(forward_steps), until=forward_settle)
+    forward = dict(evolve=somata + basal, projections=forward_net, clamp={"x0": "x"}, dt_ms=forward_dt,
+                   max_ms=forward_dt * int(forward_steps), until=forward_settle)
     zero_controller = {"ui": Zero()}
     phases: list = [
         Phase("forward", **forward),
@@ -331,7 +339,7 @@ def schedule(circuit: Circuit, *, dt_ms: float = PAPER["dt_ms"], steps: int = 20
             Phase("sleep_forward", training=True, **forward),
             Phase("sleep", init=zero_controller,
                   clamp={"x0": "x", "ff": StateOf(f"x{L}"), "g": Constant(np.zeros(n_out))},
-                  inputs={a: GaussianNoise(sigma) for a in apical}, **controlled),
+                  inputs={a: GaussianNoise(sigma) for a in apical}, **(controlled | {"max_ms": dt * sleep_steps})),
             Learn(name="learn_feedback",
                   rules={f"Q{l}": OuterProduct(post=(f"a{l}", "u"), pre=("u", "u"), sign=-1.0 / sigma ** 2)
                          for l in layers},
