@@ -246,7 +246,8 @@ def default_settle() -> Converged:
 
 def schedule(circuit: Circuit, *, dt_ms: float = PAPER["dt_ms"], steps: int = 20000,
              settle: Converged | None | str = "default", forward_settle: Converged | None = None,
-             forward_dt_ms: float | None = None, forward_steps: int = 20000, sleep_steps: int | None = None, optimizer: SGD | Adam | None = None, lr: float = 0.01,
+             forward_dt_ms: float | None = None, forward_steps: int = 20000, sleep_steps: int | None = None,
+             optimizer: SGD | Adam | None = None, lr: float = 0.01,
              learn_feedback: bool | None = None, sigma: float = 0.1, feedback_optimizer: SGD | Adam | None = None,
              lr_feedback: float = 1e-3, feedback_decay: float = 0.0) -> Schedule:
     """Phases ``forward`` → ``control`` → ``learn`` [→ ``sleep_forward`` → ``sleep`` → ``learn_feedback``].
