@@ -2,8 +2,8 @@
 
 Every hidden ON/OFF error pair is driven straight from the output pair through fixed non-negative
 ``D⁺ = [D]₊`` (ON→ON, OFF→OFF) and ``D⁻ = [−D]₊`` (crossed), ``D`` drawn like DFA's
-(``U(−s, s)``, ``s = feedback_scale/√d_l``). Interneuron errors use a fixed random non-negative
-``G`` (crossed). See ``docs/circuits/dale_ei.md``.
+(``U(−s, s)``, ``s = 1.89·feedback_scale/√d_l``, the spread of the DANN forward weights).
+Interneuron errors use a fixed random non-negative ``G`` (crossed). See ``docs/circuits/dale_ei.md``.
 """
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ def build(sizes: Sequence[int], activation: str = "relu", loss: str = "mse", *, 
     inhibition : {"subtractive"}
         ``"divisive"`` is refused with the engine term it would need.
     feedback_scale : float
-        Multiplies ``s = 1/sqrt(d_l)`` of the random feedback.
+        Multiplies ``s = 1.89/sqrt(d_l)`` of the random feedback
+        (:data:`circuits._ei.RANDOM_FEEDBACK_GAIN`).
     """
     return _ei.build_ei(NAME, sizes, activation, loss, seed=seed, tau_ms=tau_ms, tau_error_ms=tau_error_ms,
                         feedback="direct", inh_fraction=inh_fraction, ie_init=ie_init,

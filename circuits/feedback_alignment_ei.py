@@ -3,7 +3,8 @@
 The forward pathway of :mod:`circuits.backprop_ei`; the error of layer ``l`` reaches layer
 ``l−1`` through two fixed non-negative matrices, ``R⁺ = [R]₊`` (ON→ON, OFF→OFF) and
 ``R⁻ = [−R]₊`` (crossed), where ``R`` is drawn like FA's random feedback (``U(−s, s)``,
-``s = feedback_scale/√d_{l−1}``): the net feedback is ``R`` while every synapse keeps its sign.
+``s = 1.89·feedback_scale/√d_{l−1}``, the spread of the DANN forward weights): the net
+feedback is ``R`` while every synapse keeps its sign.
 Interneuron errors come through a fixed random non-negative ``G`` (crossed). See
 ``docs/circuits/dale_ei.md``.
 """
@@ -49,7 +50,8 @@ def build(sizes: Sequence[int], activation: str = "relu", loss: str = "mse", *, 
     inhibition : {"subtractive"}
         ``"divisive"`` is refused with the engine term it would need.
     feedback_scale : float
-        Multiplies ``s = 1/sqrt(d_{l-1})`` of the random feedback.
+        Multiplies ``s = 1.89/sqrt(d_{l-1})`` of the random feedback
+        (:data:`circuits._ei.RANDOM_FEEDBACK_GAIN`).
     """
     return _ei.build_ei(NAME, sizes, activation, loss, seed=seed, tau_ms=tau_ms, tau_error_ms=tau_error_ms,
                         feedback="random", inh_fraction=inh_fraction, ie_init=ie_init,
