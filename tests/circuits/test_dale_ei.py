@@ -247,3 +247,49 @@ def test_digits_learning_close_to_free_backprop(data):
         acc[name] = sim.train(data.train, epochs=2, batch_size=32, test=data.test)["test_accuracy"][-1]
     assert acc["backprop_ei"] > 0.8
     assert acc["backprop_ei"] > acc["backprop"] - 0.05
+
+
+# -- IL in a Dale's ANN ------------------------------------------------------------------------
+
+def _il_ei_errors(precision: float) -> float:
+    from neurosim.analysis import relative_error
+
+    mod = circuits.get("il_ei")
+    c = mod.build([12, 20, 15, 5], "sigmoid", "mse", seed=0, output_precision=precision)
+    s = mod.schedule(c, settle=ns.Converged(rtol=1e-12, atol=1e-14, window=1), max_steps=20000)
+    sim = ns.Simulator(c, s, seed=0)
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(0, 1, (8, 12)), rng.normal(size=(8, 5))
+    w, b = sim.host_weights(), sim.host_biases()
+    res = sim.run_trial({"x": x, "y": y}, apply_updates=False)
+    assert res.records[1].converged, "the relaxation must reach equilibrium"
+    ref, _ = mod.check_reference(c, s, w, b, x, y)
+    return max(relative_error(res.updates[k] / precision, v) for k, v in ref.items())
+
+
+def test_il_ei_approaches_the_ei_gradient_as_output_precision_vanishes():
+    """IL on the E/I network: update/π_L → corrected DANN gradient, error O(π_L)."""
+    e2, e3 = _il_ei_errors(1e-2), _il_ei_errors(1e-3)
+    assert e3 < 2e-2
+    assert 5 < e2 / e3 < 20
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_il_ei_keeps_every_weight_non_negative(backend, data):
+    if backend == "numba":
+        pytest.importorskip("numba")
+    mod = circuits.get("il_ei")
+    c = mod.build([64, 30, 10], "relu", "ce", seed=0)
+    sim = ns.Simulator(c, mod.schedule(c, lr=0.5, max_steps=100), backend=backend, seed=0)
+    plastic = [p.name for p in c.projections if p.plastic]
+    clamped, lr = 0, 0.5
+    for i, (x, y) in enumerate(data.train.batches(32, rng=np.random.default_rng(0))):
+        before = sim.host_weights()
+        res = sim.run_trial({"x": x, "y": y})
+        after = sim.host_weights()
+        for p in plastic:
+            assert count_negative(after[p]) == 0, f"il_ei/{backend}: {p} went negative at step {i}"
+            clamped += int((before[p] + lr * res.updates[p] / x.shape[0] < 0).sum())
+        if i == 10:
+            break
+    assert clamped > 0
