@@ -21,6 +21,7 @@ from . import spatial
 
 __all__ = [
     "LocalityError", "SynapseView", "Rule", "OuterProduct", "BiasRule", "SGD", "Adam", "OptimizerState",
+    "PushPullOuterProduct", "PushPullBias",
 ]
 
 
@@ -178,6 +179,63 @@ class BiasRule(Rule):
 
     def describe(self) -> str:
         return f"Σ_batch {self.post[1]}[{self.post[0]}]"
+
+
+@dataclass(frozen=True)
+class PushPullOuterProduct(Rule):
+    """``ΔW = scale * (post_on − post_off)^T (pre_on − pre_off)``, summed over the batch.
+
+    The outer-product rule for signals carried in push–pull pairs of rectified (non-negative)
+    populations, e.g. ON and OFF error compartments ``e⁺ = [e]₊``, ``e⁻ = [−e]₊`` of the same
+    neurons (``e = e⁺ − e⁻``). Either side may be a single variable (``*_off=None``).
+
+    Parameters
+    ----------
+    post_on, pre_on : (population, signal)
+        Postsynaptic and presynaptic factors (ON member of the pair).
+    post_off, pre_off : (population, signal), optional
+        OFF members subtracted from them; ``None``: that side is not a pair.
+    scale : float
+        Multiplies the update (e.g. the DANN correction ``1/sqrt(n_e)`` of ``W_IE``).
+    """
+
+    post_on: tuple[str, str]
+    pre_on: tuple[str, str]
+    post_off: tuple[str, str] | None = None
+    pre_off: tuple[str, str] | None = None
+    scale: float = 1.0
+
+    def delta(self, view: SynapseView):
+        post = view.post_signal(*self.post_on)
+        if self.post_off is not None:
+            post = post - view.post_signal(*self.post_off)
+        pre = view.pre_signal(*self.pre_on)
+        if self.pre_off is not None:
+            pre = pre - view.pre_signal(*self.pre_off)
+        d = post.T @ pre
+        return self.scale * d if self.scale != 1.0 else d
+
+    def describe(self) -> str:
+        def side(on, off):
+            a = f"{on[1]}[{on[0]}]"
+            return a if off is None else f"({a} − {off[1]}[{off[0]}])"
+
+        s = "" if self.scale == 1.0 else f"{self.scale:.4g}·"
+        return f"{s}{side(self.post_on, self.post_off)}ᵀ·{side(self.pre_on, self.pre_off)}"
+
+
+@dataclass(frozen=True)
+class PushPullBias(Rule):
+    """``Δb = Σ_batch (on − off)``: the bias rule for a push–pull pair of postsynaptic compartments."""
+
+    on: tuple[str, str]
+    off: tuple[str, str]
+
+    def delta(self, view: SynapseView):
+        return (view.post_signal(*self.on) - view.post_signal(*self.off)).sum(axis=0)
+
+    def describe(self) -> str:
+        return f"Σ_batch ({self.on[1]}[{self.on[0]}] − {self.off[1]}[{self.off[0]}])"
 
 
 @dataclass(frozen=True)
