@@ -155,7 +155,10 @@ def test_whole_trials_agree_with_numpy(name):
         for key in ref.bias_updates:
             assert_close(got.bias_updates[key], ref.bias_updates[key], f"{name}: bias update of {key}")
         for key in ref.state:
-            assert_close(got.state[key], ref.state[key], f"{name}: state of {key}")
+            # relative to the trial's largest state: an error population (target - output) near 0
+            # carries the cancellation of larger states
+            assert_close(got.state[key], ref.state[key], f"{name}: state of {key}",
+                         scale=max(float(np.max(np.abs(v))) for v in ref.state.values()))
         assert_close(got.output, ref.output, f"{name}: output")
         for phase, gates in ref.gates.items():
             for pop, opened in gates.items():

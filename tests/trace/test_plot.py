@@ -65,6 +65,7 @@ def test_plot_empty_trace_is_refused_with_a_reason(tmp_path):
                     circuit={}, neurosim_version="0")
     reasons = {"traces": "no state streams recorded", "convergence": "no convergence logs recorded",
                "phases": "no phase executions recorded", "alignment": "no 'angle/...' metrics recorded"}
+    reasons["maps"] = "no population with feature maps"
     for what in PLOTS:
         with pytest.raises(ValueError, match=rf"nothing to plot from .*empty.h5'?: {reasons[what]}"):
             plot(path, what, tmp_path / f"{what}.png")
