@@ -90,6 +90,14 @@ def _break_resets(t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.insert(t.astype(float), idx, np.nan), np.insert(y.astype(float), idx, np.nan, axis=0)
 
 
+def _last_trial(tf: TraceFile, trials: Sequence[np.ndarray]) -> int:
+    """The last trial with state samples (``trials``: trial of each sample, -1 uncommitted)."""
+    committed = np.concatenate([t[t >= 0] for t in trials])
+    if committed.size == 0:
+        raise _nothing(tf, "no state samples recorded yet")
+    return int(committed.max())
+
+
 def _trial_of_rows(table, rows: np.ndarray) -> np.ndarray:
     """Trial of every phase row (``-1`` for rows past the committed phase log)."""
     known = rows < len(table)
@@ -151,10 +159,7 @@ def plot_traces(
         data = [tf.state(s.population, s.variable) for s in streams]
         trials = [_trial_of_rows(table, rows) for _, rows, _ in data]
         if trial == "last":
-            committed = np.concatenate([t[t >= 0] for t in trials])
-            if committed.size == 0:
-                raise _nothing(tf, "no state samples recorded yet")
-            trial = int(committed.max())
+            trial = _last_trial(tf, trials)
         if units is not None:
             unrecorded = [u for u in units if not any(u in s.unit_indices for s in streams)]
             if unrecorded:
@@ -441,10 +446,7 @@ def plot_maps(
         data = [tf.state(s.population, s.variable) for s in streams]
         trials = [_trial_of_rows(table, rows) for _, rows, _ in data]
         if trial == "last":
-            committed = np.concatenate([t[t >= 0] for t in trials])
-            if committed.size == 0:
-                raise _nothing(tf, "no state samples recorded yet")
-            trial = int(committed.max())
+            trial = _last_trial(tf, trials)
         panels = []
         for s, (t, _, v), tr in zip(streams, data, trials):
             m = np.flatnonzero(tr == trial)
